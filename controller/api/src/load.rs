@@ -1,0 +1,552 @@
+//! Loading a manifests folder: which files are manifests, splitting them into documents,
+//! deserializing each document into its kind, and turning every parser error into a
+//! positioned [`Diagnostic`]. Semantic rules live in [`crate::validate`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::position::{PathIndex, Pos, split_documents};
+use crate::v1alpha1::{API_VERSION, Deployment, Object, Stack};
+use crate::validate;
+
+/// Files larger than this are refused: manifests and config files are small, and the cap
+/// keeps a stray binary from being read into memory whole.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// The files of a manifests folder, as read from disk or from a git tree: paths relative to
+/// the folder (with `/` separators) and their contents.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManifestTree {
+    /// How the folder is shown in diagnostics (`manifests/staging`).
+    pub root: String,
+    /// Relative path → content. Every file of the folder, manifests or not.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl ManifestTree {
+    /// An empty tree shown as `root`.
+    #[must_use]
+    pub fn new(root: impl Into<String>) -> Self {
+        Self { root: root.into(), files: BTreeMap::new() }
+    }
+
+    /// Adds a file.
+    #[must_use]
+    pub fn with_file(mut self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
+        self.files.insert(path.into(), content.into());
+        self
+    }
+
+    /// Reads every regular file under `dir` (recursively; hidden entries are skipped).
+    ///
+    /// # Errors
+    /// I/O errors, and files over [`MAX_FILE_BYTES`].
+    pub fn read_dir(dir: &Path) -> std::io::Result<Self> {
+        let mut tree = Self::new(dir.display().to_string().trim_end_matches('/'));
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(current) = stack.pop() {
+            for entry in std::fs::read_dir(&current)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let path = entry.path();
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file() || kind.is_symlink() && path.is_file() {
+                    let rel = path.strip_prefix(dir).unwrap_or(&path);
+                    let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                    let len = entry.metadata()?.len();
+                    if len > MAX_FILE_BYTES as u64 {
+                        return Err(std::io::Error::other(format!(
+                            "{}: {len} bytes is over the {MAX_FILE_BYTES}-byte limit for files in a manifests folder",
+                            path.display()
+                        )));
+                    }
+                    tree.files.insert(rel, std::fs::read(&path)?);
+                }
+            }
+        }
+        Ok(tree)
+    }
+
+    /// How a file of the tree is shown in diagnostics.
+    #[must_use]
+    pub fn display(&self, rel: &str) -> String {
+        if self.root.is_empty() || self.root == "." { rel.to_owned() } else { format!("{}/{rel}", self.root) }
+    }
+
+    /// Whether a path names a manifest file (by extension).
+    #[must_use]
+    pub fn is_manifest_path(rel: &str) -> bool {
+        rel.ends_with(".yaml") || rel.ends_with(".yml")
+    }
+}
+
+/// Where an object was written: its file and its document's field positions.
+#[derive(Clone, Debug)]
+pub struct SourceDoc {
+    /// Relative path of the file within the tree.
+    pub file: String,
+    /// How the file is shown in diagnostics.
+    pub display: String,
+    /// Field positions.
+    pub index: PathIndex,
+    /// Where the document starts.
+    pub start: Pos,
+    /// Fields cut out of the document because they were already reported as malformed; the
+    /// semantic rules say nothing more about them.
+    pub cut: Vec<String>,
+}
+
+impl SourceDoc {
+    /// An error about the field at `path` (positioned at its value).
+    #[must_use]
+    pub fn error_at_value(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let pos = self.index.value_pos(path).unwrap_or(self.start);
+        Diagnostic::error(&self.display, pos, Some(path.to_owned()), message)
+    }
+
+    /// An error about the field at `path` (positioned at its key).
+    #[must_use]
+    pub fn error_at_key(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let pos = self.index.key_pos(path).unwrap_or(self.start);
+        Diagnostic::error(&self.display, pos, Some(path.to_owned()), message)
+    }
+
+    /// `file:line:col` of the value at `path`, for "first defined at" notes.
+    #[must_use]
+    pub fn location_of(&self, path: &str) -> String {
+        let pos = self.index.key_pos(path).unwrap_or(self.start);
+        format!("{}:{}:{}", self.display, pos.line, pos.column)
+    }
+}
+
+/// An object together with where it was written.
+#[derive(Clone, Debug)]
+pub struct Located<T> {
+    /// The object.
+    pub object: T,
+    /// Its source.
+    pub source: SourceDoc,
+}
+
+/// The result of parsing: the objects that deserialized, and the diagnostics of those that
+/// did not.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    /// Stacks, in file order.
+    pub stacks: Vec<Located<Stack>>,
+    /// Deployments, in file order.
+    pub deployments: Vec<Located<Deployment>>,
+    /// Parse errors.
+    pub diagnostics: Diagnostics,
+    /// Whether every document parsed: cross-reference rules that report something missing
+    /// run only then, since a broken document may hold what looks missing.
+    pub complete: bool,
+    /// Number of manifest files read.
+    pub manifest_files: usize,
+}
+
+/// A validated manifest set: one Stack and its Deployments, with the files they reference.
+#[derive(Clone, Debug)]
+pub struct ManifestSet {
+    /// The stack.
+    pub stack: Located<Stack>,
+    /// The services, sorted by name.
+    pub deployments: Vec<Located<Deployment>>,
+    /// The tree the set was read from (display root and all files, including `files` sources).
+    pub tree: ManifestTree,
+    /// Warnings (the set was still accepted).
+    pub warnings: Diagnostics,
+}
+
+impl ManifestSet {
+    /// The Deployment named `name`.
+    #[must_use]
+    pub fn deployment(&self, name: &str) -> Option<&Deployment> {
+        self.deployments.iter().map(|d| &d.object).find(|d| d.metadata.name == name)
+    }
+
+    /// The content of a `files` source, relative to the folder.
+    #[must_use]
+    pub fn file(&self, source: &str) -> Option<&[u8]> {
+        self.tree.files.get(source).map(Vec::as_slice)
+    }
+}
+
+/// Parses and validates a manifests folder. Every error of the set is reported at once.
+///
+/// # Errors
+/// All diagnostics (errors and warnings), sorted, when any is an error.
+pub fn load(tree: &ManifestTree) -> Result<ManifestSet, Diagnostics> {
+    let parsed = parse(tree);
+    validate::validate(tree, parsed)
+}
+
+/// Parses every manifest file of the tree into objects, without semantic rules.
+#[must_use]
+pub fn parse(tree: &ManifestTree) -> Parsed {
+    let mut parsed = Parsed { complete: true, ..Parsed::default() };
+    // First pass: a YAML file another Deployment uses as a `files` source (a Prometheus config,
+    // say) is content, not a manifest. Sources are only known after parsing, so parse all,
+    // then drop what turns out to be a source.
+    let mut per_file: Vec<(String, Parsed)> = Vec::new();
+    for (rel, bytes) in tree.files.iter().filter(|(rel, _)| ManifestTree::is_manifest_path(rel)) {
+        let mut one = Parsed { complete: true, ..Parsed::default() };
+        parse_file(tree, rel, bytes, &mut one);
+        per_file.push((rel.clone(), one));
+    }
+    let sources: std::collections::BTreeSet<String> = per_file
+        .iter()
+        .flat_map(|(_, p)| &p.deployments)
+        .flat_map(|d| d.object.spec.files.iter().map(|f| normalize_source(&f.source)))
+        .collect();
+    for (rel, one) in per_file {
+        if sources.contains(&rel) {
+            continue;
+        }
+        parsed.manifest_files += 1;
+        parsed.complete &= one.complete;
+        parsed.stacks.extend(one.stacks);
+        parsed.deployments.extend(one.deployments);
+        parsed.diagnostics.0.extend(one.diagnostics.0);
+    }
+    parsed
+}
+
+/// A `files` source as a tree path: `./a//b` → `a/b`.
+#[must_use]
+pub fn normalize_source(source: &str) -> String {
+    source.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+}
+
+/// Only `apiVersion` and `kind`, read first to pick the type to deserialize into.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+fn parse_file(tree: &ManifestTree, rel: &str, bytes: &[u8], out: &mut Parsed) {
+    let display = tree.display(rel);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let pos = pos_of_byte(bytes, e.valid_up_to());
+            out.diagnostics.0.push(Diagnostic::error(
+                &display,
+                pos,
+                None,
+                format!("not UTF-8 text (invalid byte at offset {}); manifests must be YAML", e.valid_up_to()),
+            ));
+            out.complete = false;
+            return;
+        }
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        out.diagnostics.0.push(Diagnostic::error(
+            &display,
+            Pos::START,
+            None,
+            format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", bytes.len()),
+        ));
+        out.complete = false;
+        return;
+    }
+    let (docs, syntax_error) = split_documents(text);
+    if let Some(err) = syntax_error {
+        out.diagnostics.0.push(Diagnostic::error(&display, err.pos, None, format!("YAML syntax: {}", err.message)));
+        out.complete = false;
+    }
+    for doc in docs.into_iter().filter(|d| !d.is_empty) {
+        let source = SourceDoc {
+            file: rel.to_owned(),
+            display: display.clone(),
+            index: doc.index,
+            start: doc.start,
+            cut: Vec::new(),
+        };
+        let (object, diagnostics, cut) = parse_document(&doc.text, &source);
+        out.diagnostics.0.extend(diagnostics);
+        let source = SourceDoc { cut, ..source };
+        match object {
+            Some(Object::Stack(object)) => out.stacks.push(Located { object, source }),
+            Some(Object::Deployment(object)) => out.deployments.push(Located { object: *object, source }),
+            None => out.complete = false,
+        }
+    }
+}
+
+/// A document's object, and the diagnostics found in it. An object comes back even with
+/// diagnostics when the bad fields could be cut out (see [`deserialize_all`]): the semantic
+/// rules then still run on the rest of it, so one run reports every problem.
+type DocumentResult = (Option<Object>, Vec<Diagnostic>, Vec<String>);
+
+fn parse_document(text: &str, source: &SourceDoc) -> DocumentResult {
+    let meta: TypeMeta = match deserialize_all(text, source) {
+        (Some(meta), _, _) => meta,
+        (None, diagnostics, _) => {
+            // TypeMeta has only optional fields: failing at the root means the document is not
+            // a mapping at all.
+            let shape_error = diagnostics.first().is_some_and(|d| d.path.is_none());
+            if shape_error {
+                let d = Diagnostic::error(
+                    &source.display,
+                    source.start,
+                    None,
+                    "expected a manifest: a mapping with apiVersion, kind, metadata and spec",
+                );
+                return (None, vec![d], Vec::new());
+            }
+            return (None, diagnostics, Vec::new());
+        }
+    };
+    let fail = |d: Diagnostic| (None, vec![d], Vec::new());
+    match meta.api_version.as_deref() {
+        None => return fail(source.error_at_value("", "missing required field `apiVersion` (memeit.pro/v1alpha1)")),
+        Some(API_VERSION) => {}
+        Some(other) => {
+            return fail(
+                source.error_at_value("apiVersion", format!("unknown apiVersion {other:?}: expected {API_VERSION:?}")),
+            );
+        }
+    }
+    match meta.kind.as_deref() {
+        Some("Stack") => {
+            let (object, diagnostics, cut) = deserialize_all(text, source);
+            (object.map(Object::Stack), diagnostics, cut)
+        }
+        Some("Deployment") => {
+            let (object, diagnostics, cut) = deserialize_all(text, source);
+            (object.map(|d| Object::Deployment(Box::new(d))), diagnostics, cut)
+        }
+        Some(other) => {
+            fail(source.error_at_value("kind", format!("unknown kind {other:?}: expected Stack or Deployment")))
+        }
+        None => fail(source.error_at_value("", "missing required field `kind` (Stack or Deployment)")),
+    }
+}
+
+/// How many bad fields are cut out of one document before giving up.
+const MAX_REPAIRS: usize = 32;
+
+/// Deserializes a document, reporting every bad field rather than only the first: on an
+/// error at a field, the field is blanked out of the text (spaces, newlines kept, so positions
+/// do not move) and the document is parsed again. Errors caused only by a cut (the cut field
+/// now missing or null) are not reported. Returns the object if what remains deserializes,
+/// the diagnostics, and the paths that were cut.
+fn deserialize_all<T: DeserializeOwned>(text: &str, source: &SourceDoc) -> (Option<T>, Vec<Diagnostic>, Vec<String>) {
+    let mut text = text.to_owned();
+    let mut diagnostics = Vec::new();
+    let mut cut: Vec<String> = Vec::new();
+    for _ in 0..MAX_REPAIRS {
+        let error = match serde_saphyr::from_str_with_options::<T>(&text, options()) {
+            Ok(value) => return (Some(value), diagnostics, cut),
+            Err(e) => e,
+        };
+        let diagnostic = error_diagnostic(&error, source);
+        let path = diagnostic.path.clone().unwrap_or_default();
+        let caused_by_cut = cut.iter().any(|c| related(&path, c));
+        if !caused_by_cut {
+            diagnostics.push(diagnostic);
+        }
+        // A missing field cannot be cut out; nor can an error we cannot place.
+        let Some((start, end)) =
+            source.index.byte_range(&path).filter(|_| !path.is_empty() && error.location().is_some())
+        else {
+            break;
+        };
+        if cut.contains(&path) || !blank(&mut text, start, end) {
+            break;
+        }
+        cut.push(path);
+    }
+    (None, diagnostics, cut)
+}
+
+/// Whether one field path is the other or inside it.
+#[must_use]
+pub fn related(a: &str, b: &str) -> bool {
+    let inside = |inner: &str, outer: &str| {
+        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with(['.', '[']))
+    };
+    inside(a, b) || inside(b, a)
+}
+
+/// Replaces `text[start..end]` (and a block sequence item's `-`) with spaces, keeping line
+/// breaks. Returns false when the range is not a valid cut.
+fn blank(text: &mut String, start: usize, end: usize) -> bool {
+    if start >= end || end > text.len() || !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+        return false;
+    }
+    let mut from = start;
+    let before = text[..start].trim_end_matches([' ', '\t']);
+    if before.ends_with('-') {
+        from = before.len() - 1;
+    }
+    let replaced: String = text[from..end].chars().map(|c| if c == '\n' || c == '\r' { c } else { ' ' }).collect();
+    text.replace_range(from..end, &replaced);
+    true
+}
+
+/// Budget against alias bombs and deep nesting: manifests are small, so generous limits
+/// still stop a hostile document long before it costs memory.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        strict_booleans: true,
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_events: 1_000_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+        },
+    }
+}
+
+/// Turns a parser error into a diagnostic with a field path and a plainer message.
+fn error_diagnostic(e: &serde_saphyr::Error, source: &SourceDoc) -> Diagnostic {
+    let raw = e.to_string();
+    let message = strip_location(&raw);
+    let message = message.as_str();
+    let pos = e.location().filter(|l| l.line() > 0).map_or(source.start, |l| Pos {
+        line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+        column: u32::try_from(l.column()).unwrap_or(u32::MAX),
+    });
+    if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+        // Reported at the mapping that lacks the field: name the field's full path.
+        let parent = mapping_path_at(&source.index, pos);
+        let path = if parent.is_empty() { field.to_owned() } else { format!("{parent}.{field}") };
+        // Point at the key of the mapping that lacks the field (`spec:`), as people read it.
+        let at = if parent.is_empty() { source.start } else { source.index.key_pos(&parent).unwrap_or(pos) };
+        return Diagnostic::error(&source.display, at, Some(path), "missing required field");
+    }
+    let path = source.index.path_at(pos).map(str::to_owned);
+    Diagnostic::error(&source.display, pos, path, humanize(message))
+}
+
+/// The path of the mapping a "missing field" error is reported at. The parser reports it at
+/// the mapping's first key (whose parent is the mapping) or, for an empty flow mapping, at the
+/// mapping itself.
+fn mapping_path_at(index: &PathIndex, pos: Pos) -> String {
+    match index.path_at(pos) {
+        Some(path) if index.key_pos(path) == Some(pos) && index.value_pos(path) != Some(pos) => {
+            crate::position::parent(path).to_owned()
+        }
+        Some(path) => path.to_owned(),
+        None => String::new(),
+    }
+}
+
+/// `foo at line 3, column 7 (defined at line 2, column 5) ...` → `foo (through the anchor at
+/// line 2, column 5)`: the position is reported separately; where an alias is involved, the
+/// anchor's place is kept in the message.
+fn strip_location(message: &str) -> String {
+    let first_line = message.lines().next().unwrap_or_default();
+    let Some(i) = first_line.find(" at line ") else { return first_line.to_owned() };
+    let mut out = first_line[..i].to_owned();
+    if let Some(defined) = first_line[i..].split("(defined at ").nth(1).and_then(|d| d.split(')').next()) {
+        out.push_str(&format!(" (through the anchor at {defined})"));
+    }
+    out
+}
+
+/// Plainer wording for the parser's terse messages.
+fn humanize(message: &str) -> String {
+    let range = |ty: &str| -> Option<&'static str> {
+        Some(match ty {
+            "u8" => "an integer from 0 to 255",
+            "u16" => "an integer from 0 to 65535",
+            "u32" => "an integer from 0 to 4294967295",
+            "u64" => "a non-negative integer",
+            "i32" | "i64" => "an integer",
+            _ => return None,
+        })
+    };
+    if let Some(ty) = message.strip_prefix("invalid ")
+        && let Some(expected) = range(ty)
+    {
+        return format!("expected {expected}");
+    }
+    if let Some(key) = message.strip_prefix("duplicate mapping key: ").and_then(|m| m.split(',').next()) {
+        return format!("duplicate key `{key}`");
+    }
+    if let Some(what) = message.strip_prefix("budget breached: ") {
+        return format!("document exceeds the parser's budget ({what}): an alias bomb, or far larger than a manifest");
+    }
+    if message.starts_with("invalid boolean") {
+        return "expected true or false (YAML 1.1 words such as yes, no, on and off are not booleans here)".to_owned();
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once("`, expected one of ")
+        && let Some(best) = closest(field, expected.split(", "))
+    {
+        return format!("unknown field `{field}` (did you mean `{best}`?)");
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once("`, expected ")
+    {
+        return format!("unknown field `{field}`, expected {expected}");
+    }
+    message.to_owned()
+}
+
+/// The candidate closest to `word` by edit distance, if close enough to be a typo.
+fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| c.trim_matches('`'))
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// The line and column of a byte offset.
+fn pos_of_byte(bytes: &[u8], offset: usize) -> Pos {
+    let before = &bytes[..offset.min(bytes.len())];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    Pos { line: u32::try_from(line).unwrap_or(u32::MAX), column: u32::try_from(column).unwrap_or(u32::MAX) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanize_should_suggest_close_fields() {
+        assert_eq!(
+            humanize("unknown field `imagee`, expected one of `image`, `replicas`"),
+            "unknown field `imagee` (did you mean `image`?)"
+        );
+        assert_eq!(humanize("invalid u16"), "expected an integer from 0 to 65535");
+    }
+
+    #[test]
+    fn pos_of_byte_should_count_lines_and_columns() {
+        assert_eq!(pos_of_byte(b"ab\ncd", 4), Pos { line: 2, column: 2 });
+    }
+}

@@ -1,0 +1,344 @@
+//! Source positions of YAML nodes: splits a file into its documents and indexes every node of
+//! a document by its field path (`spec.env[1].name`), so that diagnostics can point at the line
+//! and column of the field they are about.
+
+use std::collections::HashMap;
+
+use serde_saphyr::granit_parser::{Event, Parser, ScanError, Span};
+
+/// A 1-based line and column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl Pos {
+    /// The start of a file.
+    pub const START: Self = Self { line: 1, column: 1 };
+
+    fn of(span: &Span) -> Self {
+        Self::from_marker(span.start.line(), span.start.col())
+    }
+
+    fn from_marker(line: usize, col: usize) -> Self {
+        Self {
+            line: u32::try_from(line.max(1)).unwrap_or(u32::MAX),
+            column: u32::try_from(col.saturating_add(1)).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Where the key and the value of one node of a document are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    key: Option<Pos>,
+    value: Pos,
+    /// Byte range from the key (or the item's value) to the end of the value.
+    bytes: (usize, usize),
+}
+
+/// The positions of every node of one document, by field path. The root has the path `""`;
+/// mapping entries add `.key` (the first one without the dot) and sequence items `[i]`.
+#[derive(Clone, Debug, Default)]
+pub struct PathIndex {
+    entries: HashMap<String, Entry>,
+    /// Paths in document order with their value position, for mapping a position back to a path.
+    ordered: Vec<(Pos, String)>,
+}
+
+impl PathIndex {
+    /// The position of the value at `path`, or of its nearest indexed ancestor (nodes reached
+    /// through an alias are indexed at the alias). `None` only for an empty index.
+    #[must_use]
+    pub fn value_pos(&self, path: &str) -> Option<Pos> {
+        self.lookup(path).map(|e| e.value)
+    }
+
+    /// The position of the key of `path` (the value's position for sequence items and the
+    /// root), falling back to ancestors like [`Self::value_pos`].
+    #[must_use]
+    pub fn key_pos(&self, path: &str) -> Option<Pos> {
+        self.lookup(path).map(|e| e.key.unwrap_or(e.value))
+    }
+
+    /// Whether `path` itself was written in the document.
+    #[must_use]
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    /// The deepest path whose key or value starts exactly at `pos`, else the last node that
+    /// starts before it: how a parser's positioned error is given a field path.
+    #[must_use]
+    pub fn path_at(&self, pos: Pos) -> Option<&str> {
+        let exact = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.value == pos || e.key == Some(pos))
+            .map(|(path, _)| path.as_str())
+            .max_by_key(|path| path.len());
+        exact.or_else(|| {
+            self.ordered.iter().take_while(|(start, _)| *start <= pos).last().map(|(_, path)| path.as_str())
+        })
+    }
+
+    /// The byte range of the entry at exactly `path`: its key (or, for sequence items, value)
+    /// through the end of its value.
+    #[must_use]
+    pub fn byte_range(&self, path: &str) -> Option<(usize, usize)> {
+        self.entries.get(path).map(|e| e.bytes)
+    }
+
+    fn lookup(&self, path: &str) -> Option<&Entry> {
+        let mut path = path;
+        loop {
+            if let Some(entry) = self.entries.get(path) {
+                return Some(entry);
+            }
+            if path.is_empty() {
+                return None;
+            }
+            path = parent(path);
+        }
+    }
+
+    fn insert(&mut self, path: String, key: Option<(Pos, usize)>, value: Pos, bytes: (usize, usize)) {
+        self.ordered.push((value, path.clone()));
+        let start = key.map_or(bytes.0, |(_, b)| b);
+        self.entries.entry(path).or_insert(Entry { key: key.map(|(p, _)| p), value, bytes: (start, bytes.1) });
+    }
+
+    /// Makes byte ranges relative to a text that starts `shift` bytes later.
+    fn shift_bytes(&mut self, shift: usize) {
+        for e in self.entries.values_mut() {
+            e.bytes = (e.bytes.0.saturating_sub(shift), e.bytes.1.saturating_sub(shift));
+        }
+    }
+
+    /// Extends the entry at `path` to end at `end` (a collection's closing event).
+    fn close(&mut self, path: &str, end: usize) {
+        if let Some(e) = self.entries.get_mut(path) {
+            e.bytes.1 = e.bytes.1.max(end);
+        }
+    }
+}
+
+/// The parent of a field path: `spec.env[1].name` → `spec.env[1]` → `spec.env` → `spec` → ``.
+#[must_use]
+pub fn parent(path: &str) -> &str {
+    match path.rfind(['.', '[']) {
+        Some(i) => &path[..i],
+        None => "",
+    }
+}
+
+/// One document of a YAML stream.
+#[derive(Debug)]
+pub struct DocumentSlice {
+    /// The document's text with everything before it blanked out, so that a parser of this
+    /// text alone reports the same lines and columns as in the whole file.
+    pub text: String,
+    /// Where the document's content starts.
+    pub start: Pos,
+    /// Whether the document holds no node but an empty scalar (`---` alone): skipped, as
+    /// kubectl does.
+    pub is_empty: bool,
+    /// Node positions by field path.
+    pub index: PathIndex,
+}
+
+/// A YAML syntax error with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Where the parser stopped.
+    pub pos: Pos,
+    /// What it expected.
+    pub message: String,
+}
+
+impl From<ScanError> for SyntaxError {
+    fn from(e: ScanError) -> Self {
+        let m = e.marker();
+        Self { pos: Pos::from_marker(m.line(), m.col()), message: e.info() }
+    }
+}
+
+enum Frame {
+    Mapping { path: String, pending_key: Option<(String, Pos, usize)> },
+    Sequence { path: String, next: usize },
+}
+
+impl Frame {
+    fn path(&self) -> &str {
+        match self {
+            Self::Mapping { path, .. } | Self::Sequence { path, .. } => path,
+        }
+    }
+}
+
+/// Splits `text` into its documents and indexes each. Documents before a syntax error are
+/// still returned; the error ends the stream.
+#[must_use]
+pub fn split_documents(text: &str) -> (Vec<DocumentSlice>, Option<SyntaxError>) {
+    let mut docs = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut index = PathIndex::default();
+    let mut doc_start: Option<(usize, Pos)> = None;
+    let mut prev_end = 0usize;
+    let mut nodes = 0usize;
+    let mut empty_scalar = false;
+    loop {
+        let (event, span) = match parser.next_event() {
+            None => return (docs, None),
+            Some(Err(e)) => return (docs, Some(e.into())),
+            Some(Ok(item)) => item,
+        };
+        match event {
+            Event::DocumentStart(..) => {
+                doc_start = Some((span.start.byte_offset().unwrap_or(prev_end), Pos::of(&span)));
+                index = PathIndex::default();
+                frames.clear();
+                nodes = 0;
+                empty_scalar = false;
+            }
+            Event::DocumentEnd => {
+                let end = span.end.byte_offset().unwrap_or(text.len()).min(text.len());
+                if let Some((start, pos)) = doc_start.take() {
+                    let (doc_text, shift) = blank_before(text, start, prev_end, end);
+                    index.shift_bytes(shift);
+                    docs.push(DocumentSlice {
+                        text: doc_text,
+                        start: pos,
+                        is_empty: nodes == 1 && empty_scalar,
+                        index: std::mem::take(&mut index),
+                    });
+                }
+                prev_end = end;
+            }
+            Event::Scalar(ref value, style, ..) => {
+                nodes += 1;
+                // An empty document is reported as a zero-width plain null scalar.
+                empty_scalar =
+                    style == serde_saphyr::granit_parser::ScalarStyle::Plain && span.start.index() == span.end.index();
+                node(&mut frames, &mut index, &span, Some(value));
+            }
+            Event::Alias(_) | Event::UnresolvedAlias(_) => {
+                nodes += 1;
+                node(&mut frames, &mut index, &span, None);
+            }
+            Event::SequenceStart(..) => {
+                nodes += 1;
+                let path = node(&mut frames, &mut index, &span, None);
+                frames.push(Frame::Sequence { path, next: 0 });
+            }
+            Event::MappingStart(..) => {
+                nodes += 1;
+                let path = node(&mut frames, &mut index, &span, None);
+                frames.push(Frame::Mapping { path, pending_key: None });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(frame) = frames.pop() {
+                    index.close(frame.path(), span.end.byte_offset().unwrap_or(0));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Records a node in value position (or a mapping key) and returns the node's path.
+fn node(frames: &mut [Frame], index: &mut PathIndex, span: &Span, scalar: Option<&str>) -> String {
+    let pos = Pos::of(span);
+    let bytes = (span.start.byte_offset().unwrap_or(0), span.end.byte_offset().unwrap_or(0));
+    match frames.last_mut() {
+        None => {
+            index.insert(String::new(), None, pos, bytes);
+            String::new()
+        }
+        Some(Frame::Sequence { path, next }) => {
+            let item = format!("{path}[{next}]");
+            *next += 1;
+            index.insert(item.clone(), None, pos, bytes);
+            item
+        }
+        Some(Frame::Mapping { path, pending_key }) => match pending_key.take() {
+            None => {
+                // A key. Complex (non-scalar) keys get a placeholder name.
+                let key = scalar.map_or_else(|| "?".to_owned(), str::to_owned);
+                *pending_key = Some((key, pos, bytes.0));
+                // The key itself is not a node of the value tree.
+                String::new()
+            }
+            Some((key, key_pos, key_byte)) => {
+                let child = if path.is_empty() { key } else { format!("{path}.{key}") };
+                index.insert(child.clone(), Some((key_pos, key_byte)), pos, bytes);
+                child
+            }
+        },
+    }
+}
+
+/// The document text `text[start..end]` preceded by blank lines (and blank columns) so that
+/// positions inside it are those of the whole file, and by how many bytes offsets into the
+/// file exceed offsets into that text.
+fn blank_before(text: &str, start: usize, prev_end: usize, end: usize) -> (String, usize) {
+    let start = start.min(end);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    // Keep the document's first line whole when nothing of the previous document is on it;
+    // otherwise pad its columns with spaces.
+    let (from, pad_cols) = if line_start >= prev_end || text[line_start..start].trim().is_empty() {
+        (line_start, 0)
+    } else {
+        (start, text[line_start..start].chars().count())
+    };
+    let newlines = text[..line_start].matches('\n').count();
+    let mut out = String::with_capacity(newlines + pad_cols + end - from);
+    out.extend(std::iter::repeat_n('\n', newlines));
+    out.extend(std::iter::repeat_n(' ', pad_cols));
+    let shift = from - (newlines + pad_cols);
+    out.push_str(&text[from..end]);
+    (out, shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_should_map_paths_to_positions() {
+        let text = "a: 1\nspec:\n  env:\n    - name: X\n      value: y\n";
+        let (docs, err) = split_documents(text);
+        assert!(err.is_none());
+        assert_eq!(docs.len(), 1);
+        let idx = &docs[0].index;
+        assert_eq!(idx.value_pos("a"), Some(Pos { line: 1, column: 4 }));
+        assert_eq!(idx.key_pos("spec.env[0].name"), Some(Pos { line: 4, column: 7 }));
+        assert_eq!(idx.value_pos("spec.env[0].value"), Some(Pos { line: 5, column: 14 }));
+        // Unknown paths fall back to the nearest ancestor.
+        assert_eq!(idx.key_pos("spec.env[0].nope"), Some(Pos { line: 4, column: 7 }));
+        assert_eq!(idx.path_at(Pos { line: 5, column: 14 }), Some("spec.env[0].value"));
+    }
+
+    #[test]
+    fn split_should_keep_file_positions_for_later_documents() {
+        let text = "a: 1\n---\nb: 2\n---\n---\nc: [x\n";
+        let (docs, err) = split_documents(text);
+        assert_eq!(docs.len(), 3);
+        assert!(docs[2].is_empty);
+        assert_eq!(docs[1].index.value_pos("b"), Some(Pos { line: 3, column: 4 }));
+        assert!(docs[1].text.starts_with("\n---\nb: 2") || docs[1].text.starts_with("\n\nb: 2"), "{:?}", docs[1].text);
+        let err = err.expect("unclosed flow sequence");
+        assert_eq!(err.pos, Pos { line: 6, column: 4 });
+    }
+
+    #[test]
+    fn parent_should_strip_one_segment() {
+        assert_eq!(parent("spec.env[1].name"), "spec.env[1]");
+        assert_eq!(parent("spec.env[1]"), "spec.env");
+        assert_eq!(parent("spec"), "");
+    }
+}

@@ -1,0 +1,217 @@
+//! The container template of a service: a Deployment merged with its Stack into the normal
+//! form a container is created from, and the spec hash over it that decides when a container
+//! must be replaced.
+//!
+//! **In the hash** (a change replaces containers): image, command, args, the merged environment
+//! (literal values, and for secrets the digest of their value), ports, volume mounts, networks,
+//! health check, resources, user, init, read-only root, stop grace period, files (path, mode and
+//! content digest), container labels, and the stack name.
+//!
+//! **Out of the hash** (changed in place, or only about rollout): replicas, strategy,
+//! dependsOn, progressDeadline, minReadySeconds, imagePullPolicy, metadata labels and
+//! annotations. Order never matters where Docker does not care: env, ports, mounts, networks
+//! and files are sorted, and defaults are filled in before hashing, so writing a default
+//! explicitly changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::load::{ManifestSet, normalize_source};
+use crate::v1alpha1::{ContainerPort, Deployment, HealthCheck, Resources, SecretKeySelector, Stack, VolumeMount};
+use crate::validate::DEFAULT_NETWORK;
+
+/// Bumped when the hashed form changes, so old and new hashes never collide by accident.
+const HASH_SCHEME: &str = "meme-spec-hash/v1";
+
+/// Default permission bits of files copied into containers: read-only for everyone.
+pub const DEFAULT_FILE_MODE: u32 = 0o444;
+
+/// An environment value before secrets are resolved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum EnvValue {
+    /// A literal value.
+    Literal(String),
+    /// A key of a host secret.
+    Secret(SecretKeySelector),
+}
+
+/// A file to copy into the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateFile {
+    /// Absolute path in the container.
+    pub path: String,
+    /// Source path relative to the manifests folder.
+    pub source: String,
+    /// Permission bits.
+    pub mode: u32,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+}
+
+/// Everything a container of one service is created from, in normal form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerTemplate {
+    /// The stack name.
+    pub stack: String,
+    /// The service name.
+    pub service: String,
+    /// Image reference as written.
+    pub image: String,
+    /// Entrypoint override.
+    pub command: Option<Vec<String>>,
+    /// Cmd override.
+    pub args: Option<Vec<String>>,
+    /// Stack env overlaid with the Deployment's, by name.
+    pub env: BTreeMap<String, EnvValue>,
+    /// Ports, sorted.
+    pub ports: Vec<ContainerPort>,
+    /// Volume mounts, sorted by mount path.
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Networks (stack-level names), sorted; `default` when none is named.
+    pub networks: Vec<String>,
+    /// Health check with defaults filled in.
+    pub health_check: Option<HealthCheck>,
+    /// Resources, `None` when nothing is limited.
+    pub resources: Option<Resources>,
+    /// User.
+    pub user: Option<String>,
+    /// Run Docker's init as PID 1.
+    pub init: bool,
+    /// Read-only root filesystem.
+    pub read_only_root_filesystem: bool,
+    /// Stop grace period in milliseconds.
+    pub stop_grace_period_ms: u64,
+    /// Files, sorted by path.
+    pub files: Vec<TemplateFile>,
+    /// Container labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerTemplate {
+    /// The template of `deployment` within `stack`; `file` gives the content of a source.
+    #[must_use]
+    pub fn new(stack: &Stack, deployment: &Deployment, file: impl Fn(&str) -> Option<Vec<u8>>) -> Self {
+        let spec = &deployment.spec;
+        let mut env = BTreeMap::new();
+        for var in stack.spec.env.iter().chain(&spec.env) {
+            let value = match &var.value_from {
+                Some(from) => EnvValue::Secret(from.secret_key_ref.clone()),
+                None => EnvValue::Literal(var.value.clone().unwrap_or_default()),
+            };
+            env.insert(var.name.clone(), value);
+        }
+        let mut ports = spec.ports.clone();
+        for p in &mut ports {
+            if p.host_port.is_some() && p.host_ip.is_none() {
+                p.host_ip = Some("0.0.0.0".to_owned());
+            }
+        }
+        ports.sort_by(|a, b| {
+            (a.container_port, a.protocol, a.host_port).cmp(&(b.container_port, b.protocol, b.host_port))
+        });
+        let mut volume_mounts = spec.volume_mounts.clone();
+        volume_mounts.sort_by(|a, b| a.mount_path.cmp(&b.mount_path));
+        let mut networks = spec.networks.clone();
+        if networks.is_empty() {
+            networks.push(DEFAULT_NETWORK.to_owned());
+        }
+        networks.sort();
+        networks.dedup();
+        let resources = spec.resources.clone().filter(|r| {
+            r.limits.as_ref().is_some_and(|l| l.cpus.is_some() || l.memory.is_some())
+                || r.reservations.as_ref().is_some_and(|r| r.memory.is_some())
+        });
+        let mut files: Vec<TemplateFile> = spec
+            .files
+            .iter()
+            .map(|f| {
+                let source = normalize_source(&f.source);
+                let content = file(&source).unwrap_or_default();
+                TemplateFile {
+                    path: f.path.clone(),
+                    mode: f.mode.as_deref().and_then(|m| u32::from_str_radix(m, 8).ok()).unwrap_or(DEFAULT_FILE_MODE),
+                    sha256: hex(&Sha256::digest(&content)),
+                    source,
+                }
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Self {
+            stack: stack.metadata.name.clone(),
+            service: deployment.metadata.name.clone(),
+            image: spec.image.clone(),
+            command: spec.command.clone(),
+            args: spec.args.clone(),
+            env,
+            ports,
+            volume_mounts,
+            networks,
+            health_check: spec.health_check.clone(),
+            resources,
+            user: spec.user.clone(),
+            init: spec.init,
+            read_only_root_filesystem: spec.read_only_root_filesystem,
+            stop_grace_period_ms: u64::try_from(spec.stop_grace_period.get().as_millis()).unwrap_or(u64::MAX),
+            files,
+            labels: spec.labels.clone(),
+        }
+    }
+
+    /// Templates of every service of a validated set, by service name.
+    #[must_use]
+    pub fn all(set: &ManifestSet) -> BTreeMap<String, Self> {
+        set.deployments
+            .iter()
+            .map(|d| {
+                let t = Self::new(&set.stack.object, &d.object, |source| set.file(source).map(<[u8]>::to_vec));
+                (t.service.clone(), t)
+            })
+            .collect()
+    }
+
+    /// The secrets the template reads.
+    pub fn secret_refs(&self) -> impl Iterator<Item = &SecretKeySelector> {
+        self.env.values().filter_map(|v| match v {
+            EnvValue::Secret(r) => Some(r),
+            EnvValue::Literal(_) => None,
+        })
+    }
+
+    /// The spec hash: SHA-256 (hex) over the template and the digests of the secret values it
+    /// reads (`secret_digests`, by selector; a missing digest hashes as absent), so a rotated
+    /// secret rolls the service while its value never enters the hash input in clear.
+    #[must_use]
+    pub fn spec_hash(&self, secret_digests: &BTreeMap<SecretKeySelector, String>) -> String {
+        #[derive(Serialize)]
+        struct Input<'a> {
+            scheme: &'static str,
+            template: &'a ContainerTemplate,
+            secrets: BTreeMap<String, Option<&'a String>>,
+        }
+        let secrets = self.secret_refs().map(|r| (format!("{}/{}", r.name, r.key), secret_digests.get(r))).collect();
+        let input = Input { scheme: HASH_SCHEME, template: self, secrets };
+        let bytes = serde_json::to_vec(&input).expect("a template always serializes to JSON");
+        hex(&Sha256::digest(&bytes))
+    }
+}
+
+/// The digest recorded for a secret value: SHA-256, hex.
+#[must_use]
+pub fn secret_digest(value: &[u8]) -> String {
+    hex(&Sha256::digest(value))
+}
+
+/// Lowercase hex of bytes.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

@@ -1,0 +1,3 @@
+//! One module per memectl verb.
+
+pub mod validate;
