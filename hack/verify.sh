@@ -20,7 +20,18 @@ if ! git diff --exit-code -- crds/ || [ -n "$untracked" ]; then
 fi
 
 echo "== cargo audit"
-ADVISORY_DB=${ADVISORY_DB:-../shared/advisory-db}
+# The offline RustSec snapshot sits beside the checkout (../shared); a clone elsewhere finds
+# it at its fixed place on the machine, or via $ADVISORY_DB.
+ADVISORY_DB=${ADVISORY_DB:-}
+for candidate in ../shared/advisory-db /work/shared/advisory-db; do
+    if [ -z "$ADVISORY_DB" ] && [ -d "$candidate" ]; then
+        ADVISORY_DB=$candidate
+    fi
+done
+if [ -z "$ADVISORY_DB" ]; then
+    echo "no advisory database: set ADVISORY_DB or put the RustSec snapshot at ../shared/advisory-db" >&2
+    exit 1
+fi
 if ! command -v cargo-audit >/dev/null 2>&1; then
     cargo install cargo-audit --locked --version 0.22.2
 fi
