@@ -9,6 +9,7 @@ pub mod names;
 pub mod position;
 pub mod reference;
 pub mod schema;
+pub mod status;
 pub mod template;
 pub mod units;
 pub mod v1alpha1;

@@ -200,6 +200,82 @@ impl ContainerTemplate {
     }
 }
 
+impl ContainerTemplate {
+    /// A short digest per part of the template (`image`, `env.LOG_LEVEL`, `file./etc/x`,
+    /// `ports`, ...), recorded on containers so that a replacement can say what changed
+    /// (`env LOG_LEVEL changed`) without keeping old manifests. Secret values appear only as
+    /// digests of digests.
+    #[must_use]
+    pub fn field_digests(&self, secret_digests: &BTreeMap<SecretKeySelector, String>) -> BTreeMap<String, String> {
+        fn short<T: Serialize + ?Sized>(value: &T) -> String {
+            let bytes = serde_json::to_vec(value).expect("template parts serialize to JSON");
+            hex(&Sha256::digest(&bytes)[..4])
+        }
+        let mut out = BTreeMap::new();
+        out.insert("image".to_owned(), self.image.clone());
+        for (name, value) in &self.env {
+            let digest = match value {
+                EnvValue::Literal(v) => short(v),
+                EnvValue::Secret(r) => short(&(r, secret_digests.get(r))),
+            };
+            out.insert(format!("env.{name}"), digest);
+        }
+        for f in &self.files {
+            out.insert(format!("file.{}", f.path), short(&(f.mode, &f.sha256)));
+        }
+        let parts: [(&str, String); 11] = [
+            ("command", short(&self.command)),
+            ("args", short(&self.args)),
+            ("ports", short(&self.ports)),
+            ("volumeMounts", short(&self.volume_mounts)),
+            ("networks", short(&self.networks)),
+            ("healthCheck", short(&self.health_check)),
+            ("resources", short(&self.resources)),
+            ("user", short(&self.user)),
+            ("init", short(&self.init)),
+            ("readOnlyRootFilesystem", short(&self.read_only_root_filesystem)),
+            ("stopGracePeriod", short(&self.stop_grace_period_ms)),
+        ];
+        out.extend(parts.into_iter().map(|(k, v)| (k.to_owned(), v)));
+        out.insert("labels".to_owned(), short(&self.labels));
+        out
+    }
+}
+
+/// What changed between two sets of field digests, in a few words:
+/// `image a -> b, env LOG_LEVEL changed, file /etc/x changed`.
+#[must_use]
+pub fn describe_change(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> String {
+    let mut parts = Vec::new();
+    if old.get("image") != new.get("image") {
+        parts.push(format!(
+            "image {} -> {}",
+            old.get("image").map_or("?", String::as_str),
+            new.get("image").map_or("?", String::as_str)
+        ));
+    }
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).filter(|k| *k != "image").collect();
+    for key in keys {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        let (kind, name) = key.split_once('.').unwrap_or((key.as_str(), ""));
+        let what = match kind {
+            "env" => format!("env {name}"),
+            "file" => format!("file {name}"),
+            _ => kind.to_owned(),
+        };
+        let verb = match (a, b) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            _ => "changed",
+        };
+        parts.push(format!("{what} {verb}"));
+    }
+    if parts.is_empty() { "spec changed".to_owned() } else { parts.join(", ") }
+}
+
 /// The digest recorded for a secret value: SHA-256, hex.
 #[must_use]
 pub fn secret_digest(value: &[u8]) -> String {

@@ -376,6 +376,13 @@ fn check_deployment(
         }
     }
 
+    if spec.read_only_root_filesystem && !spec.files.is_empty() {
+        out.push(s.error_at_value(
+            "spec.readOnlyRootFilesystem",
+            "files cannot be copied into a read-only root filesystem; drop `files` or set readOnlyRootFilesystem: false",
+        ));
+    }
+
     for key in spec.labels.keys() {
         let path = format!("spec.labels.{key}");
         if key.starts_with(RESERVED_LABEL_PREFIX) {

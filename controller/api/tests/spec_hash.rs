@@ -91,7 +91,6 @@ fn spec_hash_should_change_with_what_needs_a_new_container() {
     for change in [
         "  command: [/bin/app]\n",
         "  user: \"1000\"\n",
-        "  readOnlyRootFilesystem: true\n",
         "  stopGracePeriod: 30s\n",
         "  resources: {limits: {memory: 64Mi}}\n",
         "  healthCheck: {tcpSocket: {port: 80}}\n",
@@ -100,6 +99,8 @@ fn spec_hash_should_change_with_what_needs_a_new_container() {
         assert_ne!(h, hash_of(&(base.clone() + change)), "{change}");
     }
     assert_ne!(h, hash_of(&base.replace("example/app:1.0", "example/app:1.1")));
+    let no_files = base.replace("  files: [{path: /etc/app.conf, source: app.conf}]\n", "");
+    assert_ne!(hash_of(&no_files), hash_of(&(no_files.clone() + "  readOnlyRootFilesystem: true\n")));
     assert_ne!(h, hash_of(&base.replace("mountPath: /data", "mountPath: /var/data")));
     // A file's content is in the hash, not only its name.
     let with_file = |content: &str| {

@@ -1,0 +1,172 @@
+//! The controller's status as `GET /api/v1/status` serves it and `memectl` reads it: sync
+//! status, source and applied revisions, and per service its replicas, conditions and
+//! containers. Shared here so both sides (de)serialize the same types.
+
+use serde::{Deserialize, Serialize};
+
+/// The stack-level sync status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SyncStatus {
+    /// Every service runs the applied revision and is ready.
+    Synced,
+    /// Work is under way.
+    #[default]
+    Progressing,
+    /// The tip revision differs from what runs (e.g. it failed validation, or the engine is down).
+    OutOfSync,
+    /// A service failed to roll out or is not ready past its deadline.
+    Degraded,
+    /// Reconciliation is suspended by an operator.
+    Suspended,
+}
+
+impl SyncStatus {
+    /// Every status, for one-hot metrics.
+    pub const ALL: [Self; 5] = [Self::Synced, Self::Progressing, Self::OutOfSync, Self::Degraded, Self::Suspended];
+
+    /// The name as written in JSON and metrics.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "Synced",
+            Self::Progressing => "Progressing",
+            Self::OutOfSync => "OutOfSync",
+            Self::Degraded => "Degraded",
+            Self::Suspended => "Suspended",
+        }
+    }
+}
+
+/// A commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionInfo {
+    /// Full commit id.
+    pub revision: String,
+    /// First line of the message.
+    #[serde(default)]
+    pub subject: String,
+}
+
+/// Where the desired state comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceStatus {
+    /// The repository directory.
+    pub repo: String,
+    /// The manifests folder within it.
+    pub path: String,
+    /// The ref followed.
+    pub reference: String,
+    /// The commit the ref points at now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tip: Option<RevisionInfo>,
+    /// Why the tip is not applied (validation errors as `file:line:col: ...`, or a git error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A condition, as in Kubernetes: a type, whether it holds, a PascalCase reason and a message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Ready`, `Progressing`, `Degraded`, `Stalled`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether it holds.
+    pub status: bool,
+    /// PascalCase reason.
+    pub reason: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// One container of a service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Docker state (`running`, `exited`, ...).
+    pub state: String,
+    /// Docker status text.
+    pub status: String,
+    /// Ready by the service's readiness rule.
+    pub ready: bool,
+    /// Runs the desired spec.
+    pub current: bool,
+    /// Revision it was created from.
+    pub revision: String,
+    /// Image id it runs.
+    pub image_id: String,
+    /// Creation time, unix seconds.
+    pub created: i64,
+}
+
+/// One service.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Service name.
+    pub name: String,
+    /// Desired image reference.
+    pub image: String,
+    /// Image id of the current containers, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// Desired replicas.
+    pub desired_replicas: u32,
+    /// Ready replicas running the desired spec.
+    pub ready_replicas: u32,
+    /// Replicas running the desired spec (ready or not).
+    pub updated_replicas: u32,
+    /// `Synced`, `Progressing` or `Degraded`.
+    pub phase: String,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+    /// Container restarts seen since the controller started.
+    pub restarts: u64,
+    /// Spec hash of the desired template.
+    pub spec_hash: String,
+    /// Containers.
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// The last reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReconcileInfo {
+    /// When it ended, unix seconds.
+    pub time: i64,
+    /// What triggered it (`startup`, `resync`, `source`, `docker-event`, `requeue`, `manual`).
+    pub trigger: String,
+    /// The service.
+    pub service: String,
+    /// `success` or `error`.
+    pub result: String,
+}
+
+/// The whole status.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerStatus {
+    /// Stack name, once manifests were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// Sync status.
+    pub sync_status: SyncStatus,
+    /// Whether an operator suspended reconciliation.
+    pub suspended: bool,
+    /// The source.
+    pub source: SourceStatus,
+    /// The revision whose manifests are in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<RevisionInfo>,
+    /// The last reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reconcile: Option<ReconcileInfo>,
+    /// Services, by name.
+    pub services: Vec<ServiceStatus>,
+}

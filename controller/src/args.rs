@@ -1,0 +1,115 @@
+//! Flags (each also an environment variable) and the wiring of a running controller: engine,
+//! source loop, controller loop, event watcher and shutdown.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use tokio::sync::{mpsc, watch};
+
+use crate::context::{Config, Context};
+use crate::docker::Engine;
+use crate::docker::bollard::BollardEngine;
+use crate::runtime::{self, Signal};
+use crate::source::git::GitRepo;
+use crate::source::{SourceConfig, SourceLoop};
+use crate::telemetry::{self, LogFormat};
+
+/// Signals queued between the source, the event watcher and the loop; the loop drains them
+/// quickly, so a small buffer only smooths bursts of Docker events.
+const SIGNAL_BUFFER: usize = 1024;
+
+/// meme-controller: keeps this host's containers equal to the manifests committed in git.
+#[derive(Debug, Parser)]
+#[command(name = "meme-controller", version, about)]
+pub struct Args {
+    /// The git checkout holding the manifests.
+    #[arg(long, env = "MEME_REPO", default_value = ".")]
+    repo: PathBuf,
+    /// The manifests folder, relative to the repository root.
+    #[arg(long, env = "MEME_PATH", default_value = "manifests")]
+    path: String,
+    /// The ref whose commits are applied.
+    #[arg(long = "ref", env = "MEME_REF", default_value = "HEAD")]
+    reference: String,
+    /// Full resync interval: the ref is re-resolved and every service re-planned.
+    #[arg(long, env = "MEME_RESYNC", default_value = "30s", value_parser = humantime::parse_duration)]
+    resync: Duration,
+    /// Where secretKeyRefs are read: <dir>/<name>/<key>.
+    #[arg(long, env = "MEME_SECRETS_DIR", default_value = "/etc/meme-controller/secrets")]
+    secrets_dir: PathBuf,
+    /// Services reconciled at once.
+    #[arg(long, env = "MEME_CONCURRENCY", default_value_t = 8)]
+    concurrency: usize,
+    /// Log format.
+    #[arg(long, env = "MEME_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: LogFormat,
+}
+
+impl Args {
+    /// Parses flags, runs the controller until SIGTERM/SIGINT.
+    ///
+    /// # Errors
+    /// The repository cannot be opened or the runtime cannot start.
+    pub fn parse_and_run() -> anyhow::Result<()> {
+        let args = Self::parse();
+        telemetry::init(args.log_format);
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(args.run())
+    }
+
+    async fn run(self) -> anyhow::Result<()> {
+        let repo = GitRepo::open(&self.repo)
+            .await
+            .with_context(|| format!("cannot open git repository {}", self.repo.display()))?;
+        let engine: Arc<dyn Engine> =
+            Arc::new(BollardEngine::connect().await.context("cannot set up the docker client")?);
+        if let Err(e) = engine.ping().await {
+            tracing::warn!(error = %e, "docker engine not reachable yet; retrying in the background");
+        }
+        let config =
+            Config { secrets_dir: self.secrets_dir.clone(), concurrency: self.concurrency, resync: self.resync };
+        let ctx = Arc::new(Context::new(engine, config));
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let (signals_tx, signals) = mpsc::channel(SIGNAL_BUFFER);
+        let (_triggers_tx, triggers) = mpsc::channel::<()>(16);
+
+        let source = SourceLoop::new(
+            repo,
+            SourceConfig {
+                repo: self.repo.clone(),
+                path: self.path.clone(),
+                reference: self.reference.clone(),
+                resync: self.resync,
+            },
+            Arc::clone(&ctx),
+            signals_tx.clone(),
+        );
+        tracing::info!(repo = %self.repo.display(), path = %self.path, reference = %self.reference, resync = ?self.resync, "starting");
+        let source_task = tokio::spawn(source.run(triggers, shutdown.clone()));
+        let events_task =
+            tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
+        let loop_task = tokio::spawn(runtime::controller::run(Arc::clone(&ctx), signals, shutdown.clone()));
+        let _ = signals_tx.send(Signal::Resync).await;
+
+        wait_for_signal().await;
+        tracing::info!("signal received; stopping");
+        let _ = shutdown_tx.send(true);
+        let _ = tokio::join!(source_task, events_task, loop_task);
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        // Without signal handlers, run until killed.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

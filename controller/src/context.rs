@@ -1,0 +1,131 @@
+//! What every reconcile shares: the engine, the desired state in force, readiness verdicts,
+//! the status being reported, the events ring and per-service rollout memory.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use meme_api::status::{ControllerStatus, ServiceStatus};
+
+use crate::docker::Engine;
+use crate::events::Events;
+use crate::reconcile::desired::DesiredState;
+use crate::reconcile::readiness::ReadinessCache;
+
+/// Settings of the reconciler.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where `secretKeyRef`s are read: `<dir>/<name>/<key>`.
+    pub secrets_dir: PathBuf,
+    /// Services reconciled at once.
+    pub concurrency: usize,
+    /// Full resync interval.
+    pub resync: Duration,
+}
+
+/// A failed rollout of one spec hash, not retried before `retry_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutBlock {
+    /// The spec hash whose rollout failed.
+    pub spec_hash: String,
+    /// When it may be tried again.
+    pub retry_at: Instant,
+    /// Consecutive failures, for the backoff.
+    pub failures: u32,
+}
+
+/// Shared state of the controller.
+pub struct Context {
+    /// The engine.
+    pub engine: Arc<dyn Engine>,
+    /// Settings.
+    pub config: Config,
+    desired: RwLock<Option<Arc<DesiredState>>>,
+    /// Readiness verdicts by container id.
+    pub readiness: ReadinessCache,
+    /// Recent events.
+    pub events: Events,
+    /// The status served to operators.
+    pub status: RwLock<ControllerStatus>,
+    /// Failed rollouts by service.
+    pub rollouts: Mutex<HashMap<String, RolloutBlock>>,
+    /// Networks and volumes known to exist.
+    pub ensured: Mutex<HashSet<String>>,
+    /// Serializes creating networks and volumes: two services sharing a network must not
+    /// race to create it (API 1.41 lets two networks share a name).
+    pub ensure_lock: tokio::sync::Mutex<()>,
+    /// Container deaths seen per service (restarts).
+    pub restarts: Mutex<HashMap<String, u64>>,
+    /// Containers the controller is stopping: their `die` events are not restarts.
+    pub stopping: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context with nothing desired yet.
+    #[must_use]
+    pub fn new(engine: Arc<dyn Engine>, config: Config) -> Self {
+        Self {
+            engine,
+            config,
+            desired: RwLock::new(None),
+            readiness: ReadinessCache::default(),
+            events: Events::default(),
+            status: RwLock::new(ControllerStatus::default()),
+            rollouts: Mutex::new(HashMap::new()),
+            ensured: Mutex::new(HashSet::new()),
+            ensure_lock: tokio::sync::Mutex::new(()),
+            restarts: Mutex::new(HashMap::new()),
+            stopping: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The desired state in force, if a valid revision was loaded.
+    #[must_use]
+    pub fn desired(&self) -> Option<Arc<DesiredState>> {
+        self.desired.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Puts a new desired state in force.
+    pub fn set_desired(&self, state: Arc<DesiredState>) {
+        *self.desired.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state);
+    }
+
+    /// Reads the status.
+    pub fn with_status<T>(&self, f: impl FnOnce(&ControllerStatus) -> T) -> T {
+        f(&self.status.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Changes the status.
+    pub fn update_status<T>(&self, f: impl FnOnce(&mut ControllerStatus) -> T) -> T {
+        f(&mut self.status.write().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Replaces (or adds) one service's status.
+    pub fn set_service_status(&self, service: ServiceStatus) {
+        self.update_status(|s| match s.services.iter_mut().find(|x| x.name == service.name) {
+            Some(slot) => *slot = service,
+            None => {
+                s.services.push(service);
+                s.services.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        });
+    }
+
+    /// Whether a service has at least one ready container running its desired spec.
+    #[must_use]
+    pub fn is_service_ready(&self, name: &str) -> bool {
+        self.with_status(|s| s.services.iter().any(|x| x.name == name && x.ready_replicas > 0))
+    }
+
+    /// Locks a mutex, ignoring poisoning (state stays usable after a panicked task).
+    pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

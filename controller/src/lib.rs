@@ -1,0 +1,18 @@
+//! meme-controller: a GitOps controller for one Docker host.
+//!
+//! # Layout
+//! - [`source`]: the manifests committed at a git ref, loaded and validated per revision.
+//! - [`reconcile`]: one service at a time: observe, plan (pure), apply; status and events.
+//! - [`runtime`]: the controller loop, its work queue, backoff, and the Docker event watcher.
+//! - [`docker`]: the engine behind one narrow trait; bollard is the only socket client.
+//! - [`context`], [`events`], [`telemetry`], [`args`]: shared state, the events ring, logging,
+//!   and the wiring of the binary.
+
+pub mod args;
+pub mod context;
+pub mod docker;
+pub mod events;
+pub mod reconcile;
+pub mod runtime;
+pub mod source;
+pub mod telemetry;

@@ -1,0 +1,379 @@
+//! Reconciling one service, top to bottom: observe its containers (one list call), judge their
+//! readiness, ask the pure [`plan`] what to do, [`apply`] it, and record status and events.
+//! The runtime calls [`reconcile_service`] from its work queue; [`drift_check`] plans every
+//! service from one list call without touching anything, to find those needing work.
+
+pub mod apply;
+pub mod desired;
+pub mod plan;
+pub mod readiness;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use meme_api::status::{Condition, ContainerStatus, ServiceStatus};
+
+use crate::context::{Context, RolloutBlock};
+use crate::docker::{EngineError, ObservedContainer, labels};
+use crate::events::EventType;
+use crate::reconcile::apply::{Applied, ApplyError};
+use crate::reconcile::desired::{DesiredService, DesiredState, ResolveError, ResolvedService};
+use crate::reconcile::plan::{Phase, Plan, PlanContext, Replica};
+
+/// What the runtime should do next with a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Look again after this long.
+    RequeueAfter(Duration),
+    /// Nothing to do until something changes.
+    AwaitChange,
+}
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Listing containers failed.
+    #[error("list containers: {0}")]
+    Observe(#[source] EngineError),
+    /// The service's secrets could not be read.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// A step failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl ReconcileError {
+    /// A short, bounded label for metrics.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Observe(_) => "engine",
+            Self::Resolve(_) => "secret",
+            Self::Apply(ApplyError::ImageMissing { .. }) => "image",
+            Self::Apply(ApplyError::Engine { source: EngineError::Pull { .. }, .. }) => "pull",
+            Self::Apply(_) => "engine",
+        }
+    }
+}
+
+/// The outcome of one reconcile, for metrics and the runtime.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What to do next.
+    pub next: Next,
+    /// What was done.
+    pub applied: Applied,
+    /// The service's phase after the plan.
+    pub phase: Phase,
+}
+
+/// Backoff before a failed rollout of the same spec is tried again: 10 s, doubling, at most
+/// 5 minutes, so a broken image never loops hot while the old version serves.
+fn rollout_retry_delay(failures: u32) -> Duration {
+    Duration::from_secs(10).saturating_mul(1 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(300))
+}
+
+/// Reconciles one service toward the desired state in force.
+///
+/// # Errors
+/// The engine failed, a secret is unreadable or a step failed; the runtime retries with backoff.
+#[tracing::instrument(name = "reconcile", skip_all, fields(service = %name, revision, trigger = %trigger))]
+pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Result<Outcome, ReconcileError> {
+    // Nothing is ever done (and nothing pruned) before a valid revision is in force.
+    let Some(state) = ctx.desired() else {
+        return Ok(Outcome { next: Next::AwaitChange, applied: Applied::default(), phase: Phase::Progressing });
+    };
+    tracing::Span::current().record("revision", apply::short(&state.revision));
+    let observed = ctx
+        .engine
+        .list_containers(&labels::service_filter(&state.stack, name))
+        .await
+        .map_err(ReconcileError::Observe)?;
+
+    let Some(service) = state.services.get(name) else {
+        // Prune: no manifest names it any more. Volumes are never touched.
+        let plan = plan::plan(None, &replicas_of(ctx, &observed, None, &[]), &PlanContext::default());
+        let applied = apply_prune(ctx, &plan).await?;
+        ctx.update_status(|s| s.services.retain(|x| x.name != name));
+        return Ok(Outcome { next: Next::AwaitChange, applied, phase: Phase::Synced });
+    };
+    let resolved = match state.resolve(service, &ctx.config.secrets_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.events.record(EventType::Warning, "SecretMissing", Some(name), e.to_string());
+            set_failed_status(ctx, service, "SecretMissing", &e.to_string());
+            return Err(e.into());
+        }
+    };
+
+    let readiness = readiness_of(ctx, service, &resolved, &observed).await;
+    let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &readiness);
+    let plan_ctx = plan_context(ctx, service, &resolved.spec_hash);
+    let plan = plan::plan(Some(&resolved.replicas()), &replicas, &plan_ctx);
+    for step in &plan.steps {
+        tracing::info!(step = %step.reason, "applying");
+    }
+    let applied = match apply::apply(ctx, &state, &resolved, &plan.steps).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            let reason = if matches!(e.engine_error(), Some(EngineError::Pull { .. })) {
+                "ImagePullFailed"
+            } else {
+                "ApplyFailed"
+            };
+            ctx.events.record(EventType::Warning, reason, Some(name), e.to_string());
+            record_status(ctx, &resolved, &replicas, &observed, &plan, Some((reason, e.to_string())));
+            return Err(e.into());
+        }
+    };
+    if plan.rollout_failed {
+        block_rollout(ctx, name, &resolved.spec_hash);
+    } else if plan.phase == Phase::Synced {
+        Context::lock(&ctx.rollouts).remove(name);
+    }
+    record_status(ctx, &resolved, &replicas, &observed, &plan, None);
+
+    let next = match (plan.requeue_after, Context::lock(&ctx.rollouts).get(name)) {
+        (Some(d), _) => Next::RequeueAfter(d),
+        (None, Some(block)) if block.spec_hash == resolved.spec_hash => {
+            Next::RequeueAfter(block.retry_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)))
+        }
+        (None, _) if !plan.steps.is_empty() => Next::RequeueAfter(plan::PROGRESS_POLL),
+        (None, _) => Next::AwaitChange,
+    };
+    Ok(Outcome { next, applied, phase: plan.phase })
+}
+
+/// Plans every service from one list call of the whole stack and cached readiness, without
+/// probing or changing anything: the services whose plan is not empty (or not Synced), plus
+/// those whose containers exist but no manifest names.
+///
+/// # Errors
+/// The list call failed.
+pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
+    let Some(state) = ctx.desired() else { return Ok(Vec::new()) };
+    let all = ctx.engine.list_containers(&labels::stack_filter(&state.stack)).await?;
+    let mut by_service: std::collections::BTreeMap<&str, Vec<ObservedContainer>> = std::collections::BTreeMap::new();
+    for c in &all {
+        if let Some(service) = c.label(labels::SERVICE) {
+            by_service.entry(service).or_default().push(c.clone());
+        }
+    }
+    let mut needs_work: Vec<String> =
+        by_service.keys().filter(|s| !state.services.contains_key(**s)).map(|s| (*s).to_owned()).collect();
+    for (name, service) in &state.services {
+        let observed = by_service.remove(name.as_str()).unwrap_or_default();
+        let Ok(resolved) = state.resolve(service, &ctx.config.secrets_dir) else {
+            needs_work.push(name.clone());
+            continue;
+        };
+        let ready: Vec<bool> =
+            observed.iter().map(|c| ctx.readiness.get(&c.id).is_some_and(|v| v.ready) && c.is_running()).collect();
+        let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &ready);
+        let plan = plan::plan(Some(&resolved.replicas()), &replicas, &plan_context(ctx, service, &resolved.spec_hash));
+        if !plan.steps.is_empty() || plan.phase != Phase::Synced {
+            needs_work.push(name.clone());
+        }
+    }
+    let live: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    ctx.readiness.retain(&|id| live.contains(id));
+    Ok(needs_work)
+}
+
+async fn apply_prune(ctx: &Context, plan: &Plan) -> Result<Applied, ReconcileError> {
+    let mut applied = Applied::default();
+    for step in &plan.steps {
+        if let plan::Action::Remove { id, .. } = &step.action {
+            Context::lock(&ctx.stopping).insert(id.clone());
+            ctx.engine
+                .stop_container(id, Duration::from_secs(10))
+                .await
+                .map_err(|e| ApplyError::Engine { step: step.reason.clone(), source: e })?;
+            ctx.engine
+                .remove_container(id)
+                .await
+                .map_err(|e| ApplyError::Engine { step: step.reason.clone(), source: e })?;
+            ctx.events.record(EventType::Normal, step.event, None, step.reason.clone());
+            applied.removed += 1;
+        }
+    }
+    Ok(applied)
+}
+
+/// Readiness of each observed container: current ones are probed, old ones judged from cache.
+async fn readiness_of(
+    ctx: &Context,
+    service: &DesiredService,
+    resolved: &ResolvedService,
+    observed: &[ObservedContainer],
+) -> Vec<bool> {
+    let rule = service.readiness();
+    let network = service.template.networks.first().map(|n| labels::object_name(&service.template.stack, n));
+    let now = SystemTime::now();
+    let checks = observed.iter().map(|c| {
+        let current = c.label(labels::SPEC_HASH) == Some(resolved.spec_hash.as_str());
+        let age = now.duration_since(c.created).unwrap_or_default();
+        let rule = &rule;
+        let network = network.as_deref();
+        async move {
+            if current {
+                readiness::assess(c, rule, age, network, true, &ctx.readiness).await
+            } else {
+                c.is_running() && ctx.readiness.get(&c.id).is_none_or(|v| v.ready)
+            }
+        }
+    });
+    futures_util::future::join_all(checks).await
+}
+
+fn replicas_of(
+    ctx: &Context,
+    observed: &[ObservedContainer],
+    _desired_hash: Option<&str>,
+    ready: &[bool],
+) -> Vec<Replica> {
+    let now = SystemTime::now();
+    observed
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ready = ready.get(i).copied().unwrap_or(false);
+            Replica {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                spec_hash: c.label(labels::SPEC_HASH).unwrap_or_default().to_owned(),
+                image: c.image.clone(),
+                slot: c.label(labels::REPLICA).and_then(|s| s.parse().ok()).unwrap_or(0),
+                state: c.state,
+                exit_code: c.exit_code,
+                age: now.duration_since(c.created).unwrap_or_default(),
+                ready,
+                ever_ready: ready || ctx.readiness.get(&c.id).is_some_and(|v| v.ever_ready),
+                fields: c.label(labels::FIELDS).and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+fn plan_context(ctx: &Context, service: &DesiredService, spec_hash: &str) -> PlanContext {
+    let unready_dependencies =
+        service.deployment.spec.depends_on.iter().filter(|d| !ctx.is_service_ready(d)).cloned().collect();
+    let rollout_blocked = Context::lock(&ctx.rollouts)
+        .get(service.name())
+        .is_some_and(|b| b.spec_hash == spec_hash && Instant::now() < b.retry_at);
+    PlanContext { unready_dependencies, rollout_blocked }
+}
+
+fn block_rollout(ctx: &Context, name: &str, spec_hash: &str) {
+    let mut rollouts = Context::lock(&ctx.rollouts);
+    let failures = rollouts.get(name).filter(|b| b.spec_hash == spec_hash).map_or(0, |b| b.failures) + 1;
+    let delay = rollout_retry_delay(failures);
+    rollouts.insert(
+        name.to_owned(),
+        RolloutBlock { spec_hash: spec_hash.to_owned(), retry_at: Instant::now() + delay, failures },
+    );
+    drop(rollouts);
+    ctx.events.record(
+        EventType::Warning,
+        "RolloutBackoff",
+        Some(name),
+        format!("rollout failed {failures} time(s); next attempt in {}s", delay.as_secs()),
+    );
+}
+
+fn set_failed_status(ctx: &Context, service: &DesiredService, reason: &str, message: &str) {
+    let mut status =
+        ctx.with_status(|s| s.services.iter().find(|x| x.name == service.name()).cloned()).unwrap_or_default();
+    status.name = service.name().to_owned();
+    status.image.clone_from(&service.deployment.spec.image);
+    status.desired_replicas = service.deployment.spec.replicas;
+    status.phase = "Degraded".into();
+    status.conditions =
+        conditions(Phase::Degraded, reason, message, status.ready_replicas, status.desired_replicas, true);
+    ctx.set_service_status(status);
+}
+
+fn record_status(
+    ctx: &Context,
+    resolved: &ResolvedService,
+    replicas: &[Replica],
+    observed: &[ObservedContainer],
+    plan: &Plan,
+    error: Option<(&str, String)>,
+) {
+    let spec = &resolved.service.deployment.spec;
+    let current: Vec<&Replica> = replicas.iter().filter(|r| r.spec_hash == resolved.spec_hash).collect();
+    let ready = u32::try_from(current.iter().filter(|r| r.ready).count()).unwrap_or(u32::MAX);
+    let (phase, reason, message) = match &error {
+        Some((reason, message)) => (Phase::Degraded, *reason, message.clone()),
+        None => (plan.phase, plan.reason, plan.message.clone()),
+    };
+    let containers = observed
+        .iter()
+        .zip(replicas)
+        .map(|(c, r)| ContainerStatus {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            state: format!("{:?}", c.state).to_lowercase(),
+            status: c.status.clone(),
+            ready: r.ready,
+            current: r.spec_hash == resolved.spec_hash,
+            revision: c.label(labels::REVISION).unwrap_or_default().to_owned(),
+            image_id: c.image_id.clone(),
+            created: c
+                .created
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0)),
+        })
+        .collect();
+    let image_id = observed
+        .iter()
+        .find(|c| c.label(labels::SPEC_HASH) == Some(resolved.spec_hash.as_str()))
+        .map(|c| c.image_id.clone());
+    let name = resolved.service.name().to_owned();
+    let restarts = Context::lock(&ctx.restarts).get(&name).copied().unwrap_or(0);
+    ctx.set_service_status(ServiceStatus {
+        conditions: conditions(phase, reason, &message, ready, spec.replicas, error.is_some()),
+        phase: format!("{phase:?}"),
+        name,
+        image: spec.image.clone(),
+        image_id,
+        desired_replicas: spec.replicas,
+        ready_replicas: ready,
+        updated_replicas: u32::try_from(current.len()).unwrap_or(u32::MAX),
+        restarts,
+        spec_hash: resolved.spec_hash.clone(),
+        containers,
+    });
+}
+
+/// Ready / Progressing / Degraded / Stalled conditions of a service.
+fn conditions(phase: Phase, reason: &str, message: &str, ready: u32, desired: u32, stalled: bool) -> Vec<Condition> {
+    let cond = |kind: &str, status: bool, reason: &str, message: String| Condition {
+        kind: kind.into(),
+        status,
+        reason: reason.into(),
+        message,
+    };
+    let ready_reason = if ready >= desired { "MinimumReplicasAvailable" } else { "ReplicasNotReady" };
+    let mut out = vec![
+        cond("Ready", ready >= desired && phase == Phase::Synced, ready_reason, format!("{ready}/{desired} ready")),
+        cond(
+            "Progressing",
+            phase == Phase::Progressing,
+            reason,
+            if phase == Phase::Progressing { message.to_owned() } else { String::new() },
+        ),
+    ];
+    if phase == Phase::Degraded {
+        out.push(cond(if stalled { "Stalled" } else { "Degraded" }, true, reason, message.to_owned()));
+    }
+    out
+}
+
+/// Every service name the runtime should know: desired ones.
+#[must_use]
+pub fn desired_services(state: &Arc<DesiredState>) -> Vec<String> {
+    state.services.keys().cloned().collect()
+}

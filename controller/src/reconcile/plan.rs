@@ -1,0 +1,606 @@
+//! The pure planner: desired state of one service × the containers observed for it → the
+//! ordered steps that move one step closer, each with a reason a human can read. No I/O, no
+//! clock: the caller passes the time and every readiness verdict in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use meme_api::v1alpha1::StrategyType;
+
+use crate::docker::ContainerState;
+
+/// What the planner needs to know about the desired state of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredReplicas {
+    /// Service name.
+    pub service: String,
+    /// Spec hash of the desired container template.
+    pub spec_hash: String,
+    /// Image reference (for messages).
+    pub image: String,
+    /// Desired number of containers.
+    pub replicas: u32,
+    /// Rollout strategy.
+    pub strategy: StrategyType,
+    /// A new container not ready by then has failed.
+    pub progress_deadline: Duration,
+    /// Digest per part of the template, to say what changed.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// One observed container of the service, with the readiness verdict of the caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replica {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// The spec hash it was created from.
+    pub spec_hash: String,
+    /// Its image reference.
+    pub image: String,
+    /// Replica slot (from its label; 0 when unknown).
+    pub slot: u32,
+    /// Docker state.
+    pub state: ContainerState,
+    /// Exit code when exited.
+    pub exit_code: Option<i64>,
+    /// Time since it was created.
+    pub age: Duration,
+    /// Ready now (running, healthy, min-ready elapsed).
+    pub ready: bool,
+    /// Was ready at some point, as far as this controller has seen.
+    pub ever_ready: bool,
+    /// Digest per part of the template it was created from (empty when unknown).
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Replica {
+    fn is_serving(&self) -> bool {
+        matches!(self.state, ContainerState::Running | ContainerState::Restarting | ContainerState::Paused)
+    }
+
+    /// Not ready past the deadline, and never was: the rollout that made it failed.
+    fn has_failed(&self, deadline: Duration) -> bool {
+        !self.ready && !self.ever_ready && self.age >= deadline
+    }
+
+    fn state_text(&self) -> String {
+        match (self.state, self.exit_code) {
+            (ContainerState::Exited, Some(code)) => format!("exited ({code})"),
+            (state, _) => format!("{state:?}").to_lowercase(),
+        }
+    }
+}
+
+/// Context beyond the service itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanContext {
+    /// Dependencies that are not ready yet; creation waits for them.
+    pub unready_dependencies: Vec<String>,
+    /// A rollout of this spec hash failed recently; do not retry it yet.
+    pub rollout_blocked: bool,
+}
+
+/// One thing to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create and start a container in this replica slot.
+    Create {
+        /// Replica slot.
+        slot: u32,
+    },
+    /// Start a stopped container.
+    Start {
+        /// Container id.
+        id: String,
+    },
+    /// Stop (with the grace period) and remove a container.
+    Remove {
+        /// Container id.
+        id: String,
+        /// Keep the tail of its logs for the event (a failed rollout).
+        keep_logs: bool,
+    },
+    /// Make sure the image is present before anything is stopped (Recreate).
+    EnsureImage,
+}
+
+/// An action and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// What to do.
+    pub action: Action,
+    /// Why, for people: `create backend#2: missing`.
+    pub reason: String,
+    /// The event reason recorded when the step is done (`Created`, `Replaced`, `Pruned`...).
+    pub event: &'static str,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+/// Where the service stands after this plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Phase {
+    /// Every desired container exists, runs the desired spec and is ready.
+    Synced,
+    /// Work is under way (creating, waiting for readiness or for dependencies).
+    Progressing,
+    /// A rollout failed or containers are not ready past their deadline.
+    Degraded,
+}
+
+/// The planner's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Steps, in order.
+    pub steps: Vec<Step>,
+    /// Where the service stands.
+    pub phase: Phase,
+    /// Short reason (PascalCase) for the phase.
+    pub reason: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// A rollout failed in this plan (its new container is being removed).
+    pub rollout_failed: bool,
+    /// Look again after this long even if nothing happens.
+    pub requeue_after: Option<Duration>,
+}
+
+/// How soon to look again while a new container is becoming ready: short, so a rollout
+/// proceeds promptly; readiness events (health_status) usually arrive sooner anyway.
+pub const PROGRESS_POLL: Duration = Duration::from_millis(200);
+/// How soon to look again while waiting for dependencies.
+pub const DEPENDENCY_POLL: Duration = Duration::from_secs(1);
+
+/// Plans the next steps for a service. `desired` is `None` when no manifest names the
+/// service any more (prune).
+#[must_use]
+#[allow(clippy::too_many_lines)] // one decision table, read top to bottom
+pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanContext) -> Plan {
+    let Some(desired) = desired else {
+        let steps = observed
+            .iter()
+            .map(|r| remove(r, "Pruned", format!("remove {}: no longer in manifests", r.name)))
+            .collect::<Vec<_>>();
+        let phase = if steps.is_empty() { Phase::Synced } else { Phase::Progressing };
+        return Plan {
+            steps,
+            phase,
+            reason: "Pruned",
+            message: "no longer in manifests".into(),
+            rollout_failed: false,
+            requeue_after: None,
+        };
+    };
+    let svc = &desired.service;
+    let replicas = desired.replicas as usize;
+    let mut steps = Vec::new();
+
+    // Containers Docker gave up on are removed whatever their spec.
+    for r in observed.iter().filter(|r| r.state == ContainerState::Dead) {
+        steps.push(remove(r, "Removed", format!("remove {}: dead", r.name)));
+    }
+    let live: Vec<&Replica> = observed.iter().filter(|r| r.state != ContainerState::Dead).collect();
+    let (current, old): (Vec<&Replica>, Vec<&Replica>) =
+        live.into_iter().partition(|r| r.spec_hash == desired.spec_hash);
+
+    // Current containers someone stopped (or that were created and never started) are started.
+    for r in current.iter().filter(|r| matches!(r.state, ContainerState::Exited | ContainerState::Created)) {
+        steps.push(Step {
+            action: Action::Start { id: r.id.clone() },
+            reason: format!("start {}: {}", r.name, r.state_text()),
+            event: "Started",
+        });
+    }
+
+    let failed: Vec<&Replica> =
+        current.iter().copied().filter(|r| r.is_serving() && r.has_failed(desired.progress_deadline)).collect();
+    let ready: Vec<&Replica> = current.iter().copied().filter(|r| r.ready).collect();
+    let starting: Vec<&Replica> =
+        current.iter().copied().filter(|r| !r.ready && !r.has_failed(desired.progress_deadline)).collect();
+    let old_serving: Vec<&Replica> = old.iter().copied().filter(|r| r.is_serving()).collect();
+
+    // Scale down: too many current containers (never-ready ones first, then highest slot).
+    let mut kept_current = current.len();
+    if current.len() > replicas {
+        let mut extra: Vec<&Replica> = current.clone();
+        extra.sort_by_key(|r| (r.ready, std::cmp::Reverse(r.slot)));
+        for r in extra.into_iter().take(current.len() - replicas) {
+            steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to {replicas}", r.name)));
+            kept_current -= 1;
+        }
+    }
+
+    // A new container that never became ready while older ones still serve: the rollout
+    // failed. Remove it (its logs go into the event); the old ones keep serving.
+    if !failed.is_empty() && !old_serving.is_empty() {
+        for r in &failed {
+            steps.push(Step {
+                action: Action::Remove { id: r.id.clone(), keep_logs: true },
+                reason: format!(
+                    "remove {}: not ready after progressDeadline {}s; rollout of {} failed",
+                    r.name,
+                    desired.progress_deadline.as_secs(),
+                    desired.image
+                ),
+                event: "RolloutFailed",
+            });
+        }
+        return Plan {
+            steps,
+            phase: Phase::Degraded,
+            reason: "ProgressDeadlineExceeded",
+            message: format!(
+                "rollout of {} not ready within {}s; {} old container(s) keep serving",
+                desired.image,
+                desired.progress_deadline.as_secs(),
+                old_serving.len()
+            ),
+            rollout_failed: true,
+            requeue_after: None,
+        };
+    }
+
+    let free_slots = || {
+        let used: Vec<u32> = current.iter().map(|r| r.slot).collect();
+        (1u32..).filter(move |s| !used.contains(s))
+    };
+    let deps_wait = |steps: Vec<Step>| Plan {
+        steps,
+        phase: Phase::Progressing,
+        reason: "WaitingForDependencies",
+        message: format!("waiting for {} to be ready", ctx.unready_dependencies.join(", ")),
+        rollout_failed: false,
+        requeue_after: Some(DEPENDENCY_POLL),
+    };
+
+    if old.is_empty() {
+        // Cold start or scale up: create every missing container at once.
+        let missing = replicas.saturating_sub(kept_current);
+        if missing > 0 {
+            if !ctx.unready_dependencies.is_empty() {
+                return deps_wait(steps);
+            }
+            for slot in free_slots().take(missing) {
+                steps.push(Step {
+                    action: Action::Create { slot },
+                    reason: format!("create {svc}#{slot}: missing"),
+                    event: "Created",
+                });
+            }
+        }
+        return settle(desired, steps, &ready, &starting, &failed, replicas);
+    }
+
+    // A rollout: old containers exist.
+    if replicas == 0 {
+        for r in &old {
+            steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to 0", r.name)));
+        }
+        return settle(desired, steps, &ready, &starting, &failed, replicas);
+    }
+    // Old containers that do not serve are in nobody's way.
+    for r in old.iter().filter(|r| !r.is_serving()) {
+        steps.push(remove(
+            r,
+            "Replaced",
+            format!("remove {}: {} and replaced by {}", r.name, r.state_text(), change(r, desired)),
+        ));
+    }
+    if ctx.rollout_blocked && ready.is_empty() {
+        // The last attempt at this spec failed: keep the old version serving until backoff
+        // allows another try.
+        return Plan {
+            steps,
+            phase: Phase::Degraded,
+            reason: "RolloutBackoff",
+            message: format!("rollout of {} failed; old version keeps serving until the next retry", desired.image),
+            rollout_failed: false,
+            requeue_after: None,
+        };
+    }
+
+    match desired.strategy {
+        StrategyType::Recreate => {
+            if !old_serving.is_empty() {
+                if !ctx.unready_dependencies.is_empty() {
+                    return deps_wait(steps);
+                }
+                // Stop-first, but only once the new image is at hand: a failed pull must
+                // leave the old version running.
+                steps.push(Step {
+                    action: Action::EnsureImage,
+                    reason: format!("pull {}: before stopping {svc}", desired.image),
+                    event: "Pulled",
+                });
+                for r in &old_serving {
+                    steps.push(remove(
+                        r,
+                        "Replaced",
+                        format!("replace {}: {} (Recreate: stop first)", r.name, change(r, desired)),
+                    ));
+                }
+            }
+            let missing = replicas.saturating_sub(kept_current);
+            if missing > 0 && ctx.unready_dependencies.is_empty() {
+                for slot in free_slots().take(missing) {
+                    steps.push(Step {
+                        action: Action::Create { slot },
+                        reason: format!("create {svc}#{slot}: {}", desired.image),
+                        event: "Created",
+                    });
+                }
+            }
+        }
+        StrategyType::RollingUpdate => {
+            // Start-first, one at a time: wait for the new one, then retire one old one.
+            if starting.is_empty() {
+                if ready.len() + old_serving.len() > replicas {
+                    let mut retire = old_serving.clone();
+                    retire.sort_by_key(|r| (r.ready, r.slot));
+                    let surplus = ready.len() + old_serving.len() - replicas;
+                    for r in retire.into_iter().take(surplus) {
+                        steps.push(remove(r, "Replaced", format!("replace {}: {}", r.name, change(r, desired))));
+                    }
+                } else if ready.len() < replicas {
+                    if !ctx.unready_dependencies.is_empty() {
+                        return deps_wait(steps);
+                    }
+                    if let Some(slot) = free_slots().next() {
+                        steps.push(Step {
+                            action: Action::Create { slot },
+                            reason: format!("create {svc}#{slot}: rolling update to {}", desired.image),
+                            event: "Created",
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let mut plan = settle(desired, steps, &ready, &starting, &failed, replicas);
+    if plan.phase == Phase::Synced {
+        plan.phase = Phase::Progressing;
+        plan.reason = "RollingUpdate";
+        plan.message = format!("replacing {} old container(s)", old.len());
+    }
+    plan
+}
+
+fn remove(r: &Replica, event: &'static str, reason: String) -> Step {
+    Step { action: Action::Remove { id: r.id.clone(), keep_logs: false }, reason, event }
+}
+
+/// What differs between an old container and the desired spec, in a few words.
+fn change(r: &Replica, desired: &DesiredReplicas) -> String {
+    if r.fields.is_empty() {
+        return if r.image == desired.image {
+            "spec changed".to_owned()
+        } else {
+            format!("image {} -> {}", r.image, desired.image)
+        };
+    }
+    meme_api::template::describe_change(&r.fields, &desired.fields)
+}
+
+/// The phase once the steps are planned.
+fn settle(
+    desired: &DesiredReplicas,
+    steps: Vec<Step>,
+    ready: &[&Replica],
+    starting: &[&Replica],
+    failed: &[&Replica],
+    replicas: usize,
+) -> Plan {
+    let (phase, reason, message, requeue_after) = if !failed.is_empty() {
+        (
+            Phase::Degraded,
+            "ProgressDeadlineExceeded",
+            format!("{} container(s) not ready after {}s", failed.len(), desired.progress_deadline.as_secs()),
+            None,
+        )
+    } else if !steps.is_empty() {
+        (
+            Phase::Progressing,
+            "Reconciling",
+            steps.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            Some(PROGRESS_POLL),
+        )
+    } else if !starting.is_empty() {
+        (
+            Phase::Progressing,
+            "WaitingForReadiness",
+            format!("{} container(s) becoming ready", starting.len()),
+            Some(PROGRESS_POLL),
+        )
+    } else if ready.len() < replicas {
+        (Phase::Progressing, "Reconciling", format!("{}/{replicas} ready", ready.len()), Some(PROGRESS_POLL))
+    } else {
+        (Phase::Synced, "Ready", format!("{replicas}/{replicas} ready"), None)
+    };
+    Plan { steps, phase, reason, message, rollout_failed: false, requeue_after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired(hash: &str, replicas: u32, strategy: StrategyType) -> DesiredReplicas {
+        DesiredReplicas {
+            service: "web".into(),
+            spec_hash: hash.into(),
+            image: format!("app:{hash}"),
+            replicas,
+            strategy,
+            progress_deadline: Duration::from_secs(60),
+            fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
+        }
+    }
+
+    fn replica(id: &str, hash: &str, slot: u32, state: ContainerState, ready: bool) -> Replica {
+        Replica {
+            id: id.into(),
+            name: format!("s-web-{hash}-{slot}"),
+            spec_hash: hash.into(),
+            image: format!("app:{hash}"),
+            slot,
+            state,
+            exit_code: (state == ContainerState::Exited).then_some(137),
+            age: Duration::from_secs(5),
+            ready,
+            ever_ready: ready,
+            fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
+        }
+    }
+
+    fn actions(plan: &Plan) -> Vec<&Action> {
+        plan.steps.iter().map(|s| &s.action).collect()
+    }
+
+    #[test]
+    fn plan_should_create_every_missing_replica_on_cold_start() {
+        let p = plan(Some(&desired("a", 3, StrategyType::RollingUpdate)), &[], &PlanContext::default());
+        assert_eq!(
+            actions(&p),
+            [&Action::Create { slot: 1 }, &Action::Create { slot: 2 }, &Action::Create { slot: 3 }]
+        );
+        assert_eq!(p.steps[0].reason, "create web#1: missing");
+        assert_eq!(p.phase, Phase::Progressing);
+    }
+
+    #[test]
+    fn plan_should_do_nothing_when_synced() {
+        let obs =
+            [replica("1", "a", 1, ContainerState::Running, true), replica("2", "a", 2, ContainerState::Running, true)];
+        let p = plan(Some(&desired("a", 2, StrategyType::RollingUpdate)), &obs, &PlanContext::default());
+        assert!(p.steps.is_empty());
+        assert_eq!((p.phase, p.message.as_str()), (Phase::Synced, "2/2 ready"));
+        assert_eq!(p.requeue_after, None);
+    }
+
+    #[test]
+    fn plan_should_roll_start_first_one_at_a_time() {
+        let d = desired("b", 2, StrategyType::RollingUpdate);
+        let old = [
+            replica("o1", "a", 1, ContainerState::Running, true),
+            replica("o2", "a", 2, ContainerState::Running, true),
+        ];
+        // 1. one new container, old ones untouched
+        let p = plan(Some(&d), &old, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!(p.steps[0].reason, "create web#1: rolling update to app:b");
+        // 2. while it is not ready: wait
+        let mut obs = old.to_vec();
+        obs.push(replica("n1", "b", 1, ContainerState::Running, false));
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert!(p.steps.is_empty());
+        assert_eq!((p.phase, p.requeue_after), (Phase::Progressing, Some(PROGRESS_POLL)));
+        // 3. ready: retire one old
+        obs[2].ready = true;
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Remove { id: "o1".into(), keep_logs: false }]);
+        assert_eq!(p.steps[0].reason, "replace s-web-a-1: image app:a -> app:b, env A changed");
+        // 4. then the next new one
+        obs.remove(0);
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
+        // 5. both ready: the last old goes
+        obs.push(replica("n2", "b", 2, ContainerState::Running, true));
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Remove { id: "o2".into(), keep_logs: false }]);
+        obs.remove(0);
+        assert_eq!(plan(Some(&d), &obs, &PlanContext::default()).phase, Phase::Synced);
+    }
+
+    #[test]
+    fn plan_should_remove_a_failed_new_container_and_keep_the_old_serving() {
+        let d = desired("b", 1, StrategyType::RollingUpdate);
+        let mut new = replica("n1", "b", 1, ContainerState::Running, false);
+        new.age = Duration::from_secs(61);
+        let obs = [replica("o1", "a", 1, ContainerState::Running, true), new];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Remove { id: "n1".into(), keep_logs: true }]);
+        assert!(p.rollout_failed);
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, "ProgressDeadlineExceeded"));
+        // While the retry is blocked nothing new is created.
+        let p = plan(Some(&d), &obs[..1], &PlanContext { rollout_blocked: true, ..PlanContext::default() });
+        assert!(p.steps.is_empty());
+        assert_eq!(p.phase, Phase::Degraded);
+    }
+
+    #[test]
+    fn plan_should_recreate_stop_first_after_ensuring_the_image() {
+        let d = desired("b", 1, StrategyType::Recreate);
+        let obs = [replica("o1", "a", 1, ContainerState::Running, true)];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(
+            actions(&p),
+            [&Action::EnsureImage, &Action::Remove { id: "o1".into(), keep_logs: false }, &Action::Create { slot: 1 }]
+        );
+        assert_eq!(p.steps[1].reason, "replace s-web-a-1: image app:a -> app:b, env A changed (Recreate: stop first)");
+    }
+
+    #[test]
+    fn plan_should_start_stopped_containers_and_remove_dead_ones() {
+        let d = desired("a", 2, StrategyType::RollingUpdate);
+        let obs =
+            [replica("1", "a", 1, ContainerState::Exited, false), replica("2", "a", 2, ContainerState::Dead, false)];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(
+            actions(&p),
+            [
+                &Action::Remove { id: "2".into(), keep_logs: false },
+                &Action::Start { id: "1".into() },
+                &Action::Create { slot: 2 }
+            ]
+        );
+        assert_eq!(p.steps[1].reason, "start s-web-a-1: exited (137)");
+    }
+
+    #[test]
+    fn plan_should_scale_down_and_up() {
+        let d = desired("a", 1, StrategyType::RollingUpdate);
+        let obs: Vec<_> = (1..=3).map(|i| replica(&i.to_string(), "a", i, ContainerState::Running, true)).collect();
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(
+            actions(&p),
+            [
+                &Action::Remove { id: "3".into(), keep_logs: false },
+                &Action::Remove { id: "2".into(), keep_logs: false }
+            ]
+        );
+        let d = desired("a", 2, StrategyType::RollingUpdate);
+        let p = plan(Some(&d), &obs[..1], &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
+    }
+
+    #[test]
+    fn plan_should_wait_for_dependencies_before_creating() {
+        let ctx = PlanContext { unready_dependencies: vec!["redis".into()], ..PlanContext::default() };
+        let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[], &ctx);
+        assert!(p.steps.is_empty());
+        assert_eq!((p.reason, p.message.as_str()), ("WaitingForDependencies", "waiting for redis to be ready"));
+    }
+
+    #[test]
+    fn plan_should_prune_a_service_no_manifest_names() {
+        let obs = [replica("1", "a", 1, ContainerState::Running, true)];
+        let p = plan(None, &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Remove { id: "1".into(), keep_logs: false }]);
+        assert_eq!(p.steps[0].reason, "remove s-web-a-1: no longer in manifests");
+    }
+
+    #[test]
+    fn plan_should_report_degraded_but_keep_a_lone_failed_container() {
+        let mut r = replica("1", "a", 1, ContainerState::Running, false);
+        r.age = Duration::from_secs(120);
+        let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[r], &PlanContext::default());
+        assert!(p.steps.is_empty(), "nothing else serves: keep it");
+        assert_eq!(p.phase, Phase::Degraded);
+    }
+}

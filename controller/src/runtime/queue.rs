@@ -1,0 +1,158 @@
+//! A deduplicating work queue keyed by service: a key is queued at most once, never handed out
+//! twice at once (a key triggered while running is re-queued when it finishes), and delayed
+//! entries keep the earliest due time. Pure data; the runtime drives it with the clock.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+/// The queue.
+#[derive(Debug, Default)]
+pub struct WorkQueue {
+    ready: VecDeque<(String, String)>,
+    queued: HashSet<String>,
+    running: HashSet<String>,
+    /// Triggered while running: run again when done, with this trigger.
+    dirty: HashMap<String, String>,
+    /// Due later: key → (due, trigger).
+    delayed: HashMap<String, (Instant, String)>,
+}
+
+impl WorkQueue {
+    /// Queues a key now, with the trigger that caused it.
+    pub fn add(&mut self, key: &str, trigger: &str) {
+        if self.running.contains(key) {
+            self.dirty.entry(key.to_owned()).or_insert_with(|| trigger.to_owned());
+            return;
+        }
+        self.delayed.remove(key);
+        if self.queued.insert(key.to_owned()) {
+            self.ready.push_back((key.to_owned(), trigger.to_owned()));
+        }
+    }
+
+    /// Queues a key now unless it is waiting out a delay (a backoff): the periodic resync must
+    /// not turn a backoff into a retry every resync.
+    pub fn add_unless_delayed(&mut self, key: &str, trigger: &str) {
+        if !self.delayed.contains_key(key) {
+            self.add(key, trigger);
+        }
+    }
+
+    /// Queues a key at `due` (the earliest of several requests wins).
+    pub fn add_at(&mut self, key: &str, due: Instant, trigger: &str) {
+        if self.queued.contains(key) {
+            return;
+        }
+        match self.delayed.get(key) {
+            Some((existing, _)) if *existing <= due => {}
+            _ => {
+                self.delayed.insert(key.to_owned(), (due, trigger.to_owned()));
+            }
+        }
+    }
+
+    /// Moves every delayed key due by `now` to the ready queue.
+    pub fn promote(&mut self, now: Instant) {
+        let due: Vec<(String, String)> =
+            self.delayed.iter().filter(|(_, (at, _))| *at <= now).map(|(k, (_, t))| (k.clone(), t.clone())).collect();
+        for (key, trigger) in due {
+            self.delayed.remove(&key);
+            self.add(&key, &trigger);
+        }
+    }
+
+    /// The earliest due time of a delayed key.
+    #[must_use]
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.values().map(|(at, _)| *at).min()
+    }
+
+    /// Takes the next ready key (and its trigger), marking it running.
+    pub fn take(&mut self) -> Option<(String, String)> {
+        let (key, trigger) = self.ready.pop_front()?;
+        self.queued.remove(&key);
+        self.running.insert(key.clone());
+        Some((key, trigger))
+    }
+
+    /// Marks a key finished; re-queues it if it was triggered meanwhile.
+    pub fn done(&mut self, key: &str) {
+        self.running.remove(key);
+        if let Some(trigger) = self.dirty.remove(key) {
+            self.add(key, &trigger);
+        }
+    }
+
+    /// Keys waiting now (for the `meme_workqueue_depth` gauge).
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Whether a key is running.
+    #[must_use]
+    pub fn is_running(&self, key: &str) -> bool {
+        self.running.contains(key)
+    }
+
+    /// Whether nothing is ready, running or delayed.
+    #[must_use]
+    pub fn is_idle(&self) -> bool {
+        self.ready.is_empty() && self.running.is_empty() && self.delayed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn queue_should_deduplicate_and_never_hand_out_a_running_key() {
+        let mut q = WorkQueue::default();
+        q.add("web", "resync");
+        q.add("web", "event");
+        q.add("db", "resync");
+        assert_eq!(q.depth(), 2);
+        assert_eq!(q.take(), Some(("web".into(), "resync".into())));
+        q.add("web", "event"); // while running: remembered, not queued
+        assert_eq!(q.take(), Some(("db".into(), "resync".into())));
+        assert_eq!(q.take(), None);
+        q.done("web");
+        assert_eq!(q.take(), Some(("web".into(), "event".into())));
+    }
+
+    #[test]
+    fn queue_should_keep_the_earliest_due_time() {
+        let mut q = WorkQueue::default();
+        let now = Instant::now();
+        q.add_at("web", now + Duration::from_secs(10), "requeue");
+        q.add_at("web", now + Duration::from_secs(1), "backoff");
+        q.add_at("web", now + Duration::from_secs(5), "requeue");
+        assert_eq!(q.next_due(), Some(now + Duration::from_secs(1)));
+        q.promote(now);
+        assert_eq!(q.take(), None);
+        q.promote(now + Duration::from_secs(1));
+        assert_eq!(q.take(), Some(("web".into(), "backoff".into())));
+        assert!(q.next_due().is_none());
+    }
+
+    #[test]
+    fn resync_should_not_cut_a_backoff_short() {
+        let mut q = WorkQueue::default();
+        q.add_at("web", Instant::now() + Duration::from_secs(60), "backoff");
+        q.add_unless_delayed("web", "resync");
+        q.add_unless_delayed("db", "resync");
+        assert_eq!(q.take().map(|(k, _)| k), Some("db".into()));
+        assert_eq!(q.take(), None);
+    }
+
+    #[test]
+    fn queue_should_let_an_immediate_trigger_override_a_delay() {
+        let mut q = WorkQueue::default();
+        q.add_at("web", Instant::now() + Duration::from_secs(60), "backoff");
+        q.add("web", "docker-event");
+        assert_eq!(q.take().map(|(k, _)| k), Some("web".into()));
+        assert!(q.next_due().is_none());
+    }
+}

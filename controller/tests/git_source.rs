@@ -1,0 +1,550 @@
+//! `meme_controller::source::git` against real git repositories in temporary directories.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meme_api::load::MAX_FILE_BYTES;
+use meme_controller::source::git::{GitError, GitRepo};
+use tempfile::TempDir;
+
+const STAGING: &str = "manifests/staging";
+
+/// Runs git for fixture setup, isolated from the user's and system's config, with a fixed
+/// identity; panics with git's stderr on failure and returns trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+fn git_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
+    cmd.args(["-c", "user.name=Test Author", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]);
+    cmd.args(["-c", "tag.gpgsign=false", "-c", "core.autocrlf=false", "-c", "protocol.file.allow=always"]);
+    cmd.args(args);
+    for var in ["GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR"] {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1").env("LC_ALL", "C");
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run git");
+    assert!(out.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 stdout").trim().to_owned()
+}
+
+fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+fn commit_all(root: &Path, message: &str) -> String {
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "--allow-empty", "-m", message]);
+    git(root, &["rev-parse", "HEAD"])
+}
+
+/// A fresh repository on branch `main` in a temp dir.
+fn init() -> (TempDir, PathBuf) {
+    let tmp = TempDir::new().unwrap();
+    let root = tmp.path().join("repo");
+    std::fs::create_dir(&root).unwrap();
+    git(&root, &["init", "-q", "-b", "main"]);
+    (tmp, root)
+}
+
+/// Every byte value, twice, ending in a newline.
+fn binary_with_newline() -> Vec<u8> {
+    let mut bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn binary_without_newline() -> Vec<u8> {
+    (0..=255u8).rev().chain([0, 0, b'\r', b'\n', b'\r']).collect()
+}
+
+/// The staging folder used by most tests, relative to the folder.
+fn staging_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("stack.yaml", b"apiVersion: memeit.pro/v1alpha1\nkind: Stack\nmetadata:\n  name: meme-staging\n".to_vec()),
+        ("backend.yaml", b"kind: Deployment\r\nmetadata: {name: backend}\r\n".to_vec()),
+        ("files/caddy/Caddyfile", b":80 {\n\treverse_proxy backend:8080\n}\n".to_vec()),
+        ("files/blob-newline.bin", binary_with_newline()),
+        ("files/blob-no-newline.bin", binary_without_newline()),
+        ("files/empty", Vec::new()),
+        ("no-trailing-newline.yaml", b"kind: Deployment".to_vec()),
+    ]
+}
+
+fn expected(files: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files.iter().map(|(rel, content)| ((*rel).to_owned(), content.clone())).collect()
+}
+
+/// A repository with the staging folder, a sibling folder and a look-alike prefix folder.
+fn staging_repo() -> (TempDir, PathBuf, String) {
+    let (tmp, root) = init();
+    for (rel, content) in staging_files() {
+        write(&root, &format!("{STAGING}/{rel}"), content);
+    }
+    write(&root, "manifests/prod/stack.yaml", "kind: Stack\n");
+    write(&root, "manifests/staging-old/stack.yaml", "kind: Stack\n");
+    write(&root, "README.md", "# repo\n");
+    // A file named like git's separator, to catch a `--` taken as a path.
+    write(&root, "--", "not a separator\n");
+    let id = commit_all(&root, "initial");
+    (tmp, root, id)
+}
+
+#[tokio::test]
+async fn resolves_head_branch_tag_and_short_sha() {
+    let (_tmp, root) = init();
+    write(&root, "a.txt", "1");
+    let first = commit_all(&root, "first");
+    git(&root, &["tag", "v1"]);
+    git(&root, &["tag", "-a", "v1-annotated", "-m", "release v1"]);
+    git(&root, &["branch", "feature"]);
+    write(&root, "a.txt", "2");
+    let second = commit_all(&root, "second");
+
+    let repo = GitRepo::open(&root).await.unwrap();
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), second);
+    assert_eq!(repo.resolve("main").await.unwrap(), second);
+    assert_eq!(repo.resolve("refs/heads/main").await.unwrap(), second);
+    assert_eq!(repo.resolve("feature").await.unwrap(), first);
+    assert_eq!(repo.resolve("v1").await.unwrap(), first);
+    assert_eq!(repo.resolve("v1-annotated").await.unwrap(), first, "annotated tags peel to their commit");
+    assert_eq!(repo.resolve(&first[..7]).await.unwrap(), first);
+    assert_eq!(repo.resolve(&second).await.unwrap(), second);
+    assert_eq!(repo.resolve("HEAD~1").await.unwrap(), first);
+    assert_eq!(second.len(), 40);
+}
+
+#[tokio::test]
+async fn resolving_a_missing_ref_is_a_clear_error() {
+    let (_tmp, root) = init();
+    write(&root, "a.txt", "1");
+    commit_all(&root, "first");
+    let repo = GitRepo::open(&root).await.unwrap();
+
+    let err = repo.resolve("no-such-branch").await.unwrap_err();
+    assert!(matches!(err, GitError::Resolve { ref reference, .. } if reference == "no-such-branch"), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("no-such-branch") && message.contains(&root.display().to_string()), "{message}");
+    println!("missing ref: {message}");
+
+    // A tree is not a commit.
+    let tree = git(&root, &["rev-parse", "HEAD^{tree}"]);
+    assert!(matches!(repo.resolve(&tree).await, Err(GitError::Resolve { .. })));
+
+    // Option-looking references are references, never options.
+    let out = root.join("injected");
+    let err = repo.resolve(&format!("--output={}", out.display())).await.unwrap_err();
+    assert!(matches!(err, GitError::Resolve { .. }), "{err:?}");
+    assert!(!out.exists());
+    assert!(repo.resolve("").await.is_err());
+}
+
+#[tokio::test]
+async fn resolve_in_an_empty_repository_errors() {
+    let (_tmp, root) = init();
+    let repo = GitRepo::open(&root).await.unwrap();
+    let err = repo.resolve("HEAD").await.unwrap_err();
+    assert!(matches!(err, GitError::Resolve { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn open_refuses_a_plain_directory() {
+    let tmp = TempDir::new().unwrap();
+    let err = GitRepo::open(tmp.path()).await.unwrap_err();
+    assert!(matches!(err, GitError::NotARepository { .. }), "{err:?}");
+    println!("not a repository: {err}");
+    let err = GitRepo::open(&tmp.path().join("missing")).await.unwrap_err();
+    assert!(matches!(err, GitError::NotARepository { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn commit_returns_subject_author_and_committer_time() {
+    let (_tmp, root) = init();
+    write(&root, "a.txt", "1");
+    git(&root, &["add", "-A"]);
+    git_env(
+        &root,
+        &["commit", "-q", "-m", "deploy: bump backend to v2\n\nLonger body\nwith lines."],
+        &[
+            ("GIT_AUTHOR_NAME", "Jane Q. Développeur"),
+            ("GIT_AUTHOR_EMAIL", "jane@example.com"),
+            ("GIT_AUTHOR_DATE", "@1600000000 +0200"),
+            ("GIT_COMMITTER_DATE", "@1700000000 +0100"),
+        ],
+    );
+    let id = git(&root, &["rev-parse", "HEAD"]);
+    let repo = GitRepo::open(&root).await.unwrap();
+
+    let commit = repo.commit("HEAD").await.unwrap();
+    assert_eq!(commit.id, id);
+    assert_eq!(commit.subject, "deploy: bump backend to v2");
+    assert_eq!(commit.author, "Jane Q. Développeur");
+    assert_eq!(commit.time, 1_700_000_000);
+    assert_eq!(repo.commit(&id[..8]).await.unwrap(), commit);
+
+    let err = repo.commit("nope").await.unwrap_err();
+    assert!(matches!(err, GitError::Command { .. }), "{err:?}");
+    println!("bad commit: {err}");
+}
+
+#[tokio::test]
+async fn read_tree_returns_exactly_the_committed_files() {
+    let (_tmp, root, first) = staging_repo();
+    // A submodule (gitlink) and a symlink inside the folder are not files.
+    std::os::unix::fs::symlink("stack.yaml", root.join(STAGING).join("link.yaml")).unwrap();
+    git(&root, &["add", "-A"]);
+    git(&root, &["update-index", "--add", "--cacheinfo", &format!("160000,{first},{STAGING}/vendor")]);
+    git(&root, &["commit", "-q", "-m", "submodule and symlink"]);
+    let first = git(&root, &["rev-parse", "HEAD"]);
+    let listing = git(&root, &["ls-tree", "-r", "HEAD", "--", &format!("{STAGING}/")]);
+    assert!(listing.contains("160000 commit") && listing.contains("120000 blob"), "{listing}");
+
+    // Uncommitted changes: modified, untracked, staged-only, deleted.
+    write(&root, &format!("{STAGING}/stack.yaml"), "modified in the work tree\n");
+    write(&root, &format!("{STAGING}/untracked.yaml"), "kind: Untracked\n");
+    write(&root, &format!("{STAGING}/staged.yaml"), "kind: Staged\n");
+    git(&root, &["add", &format!("{STAGING}/staged.yaml")]);
+    std::fs::remove_file(root.join(STAGING).join("backend.yaml")).unwrap();
+
+    let repo = GitRepo::open(&root).await.unwrap();
+    let tree = repo.read_tree("HEAD", STAGING, STAGING).await.unwrap();
+    assert_eq!(tree.root, STAGING);
+    assert_eq!(tree.files, expected(&staging_files()));
+    assert_eq!(tree.files["files/caddy/Caddyfile"], b":80 {\n\treverse_proxy backend:8080\n}\n");
+    assert_eq!(tree.files["files/empty"], b"");
+    assert_eq!(tree.files["files/blob-newline.bin"], binary_with_newline());
+    assert_eq!(tree.files["files/blob-no-newline.bin"], binary_without_newline());
+
+    // The same folder spelled differently, and shown differently.
+    for spelling in ["manifests/staging/", "./manifests/staging", "/manifests//staging/"] {
+        let other = repo.read_tree(&first, spelling, "shown-as").await.unwrap();
+        assert_eq!(other.root, "shown-as");
+        assert_eq!(other.files, tree.files, "{spelling}");
+    }
+
+    // A later commit is not seen at the earlier revision.
+    write(&root, &format!("{STAGING}/stack.yaml"), "committed later\n");
+    git(&root, &["rm", "-q", "--cached", &format!("{STAGING}/backend.yaml")]);
+    let second = commit_all(&root, "second");
+    let at_first = repo.read_tree(&first, STAGING, STAGING).await.unwrap();
+    assert_eq!(at_first.files, expected(&staging_files()));
+    let at_second = repo.read_tree(&second, STAGING, STAGING).await.unwrap();
+    assert_eq!(at_second.files["stack.yaml"], b"committed later\n");
+    assert!(at_second.files.contains_key("staged.yaml"));
+    assert!(at_second.files.contains_key("untracked.yaml"));
+    assert!(!at_second.files.contains_key("backend.yaml"));
+    assert!(!at_second.files.contains_key("link.yaml") && !at_second.files.contains_key("vendor"));
+}
+
+#[tokio::test]
+async fn read_tree_of_the_root() {
+    let (_tmp, root, id) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap();
+    for path in ["", ".", "./", "/"] {
+        let tree = repo.read_tree(&id, path, ".").await.unwrap();
+        assert_eq!(tree.files.len(), staging_files().len() + 4, "{path:?}");
+        assert_eq!(tree.files["--"], b"not a separator\n");
+        assert_eq!(tree.files["README.md"], b"# repo\n");
+        assert_eq!(tree.files["manifests/staging/files/caddy/Caddyfile"], b":80 {\n\treverse_proxy backend:8080\n}\n");
+        assert_eq!(tree.display("README.md"), "README.md");
+    }
+}
+
+#[tokio::test]
+async fn missing_paths_and_revisions() {
+    let (_tmp, root, id) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap();
+
+    let err = repo.read_tree(&id, "manifests/production", "x").await.unwrap_err();
+    assert!(
+        matches!(&err, GitError::PathNotFound { path, revision } if path == "manifests/production" && *revision == id),
+        "{err:?}"
+    );
+    println!("missing path: {err}");
+    // A prefix of a real folder name, and a file, are not folders.
+    assert!(matches!(repo.read_tree(&id, "manifests/stag", "x").await, Err(GitError::PathNotFound { .. })));
+    assert!(matches!(repo.read_tree(&id, "README.md", "x").await, Err(GitError::PathNotFound { .. })));
+    assert!(matches!(repo.read_tree(&id, "manifests/../etc", "x").await, Err(GitError::InvalidPath { .. })));
+
+    assert_eq!(repo.tree_id(&id, "manifests/production").await.unwrap(), None);
+    assert_eq!(repo.tree_id(&id, "manifests/stag").await.unwrap(), None);
+    assert_eq!(repo.tree_id(&id, "README.md").await.unwrap(), None);
+
+    // Option-looking revisions are revisions.
+    for rev in ["--name-only", "-d"] {
+        let err = repo.read_tree(rev, STAGING, "x").await.unwrap_err();
+        assert!(matches!(err, GitError::Command { .. }), "{err:?}");
+        assert!(repo.tree_id(rev, STAGING).await.is_err());
+    }
+
+    let err = repo.read_tree("no-such-rev", STAGING, "x").await.unwrap_err();
+    assert!(matches!(err, GitError::Command { .. }), "{err:?}");
+    println!("missing rev: {err}");
+    assert!(repo.tree_id("no-such-rev", STAGING).await.is_err());
+    assert!(repo.tree_id("no-such-rev", "").await.is_err());
+}
+
+#[tokio::test]
+async fn tree_id_changes_only_when_the_folder_changes() {
+    let (_tmp, root, first) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap();
+    let t1 = repo.tree_id(&first, STAGING).await.unwrap().expect("folder exists");
+    assert_eq!(t1, git(&root, &["rev-parse", &format!("{first}:{STAGING}")]));
+    assert_eq!(repo.tree_id(&first, "manifests/staging/").await.unwrap().as_deref(), Some(t1.as_str()));
+
+    // Touching another folder keeps the id.
+    write(&root, "manifests/prod/stack.yaml", "kind: Stack # changed\n");
+    let second = commit_all(&root, "prod only");
+    assert_eq!(repo.tree_id(&second, STAGING).await.unwrap().as_deref(), Some(t1.as_str()));
+    // An empty commit too.
+    let third = commit_all(&root, "empty");
+    assert_eq!(repo.tree_id(&third, STAGING).await.unwrap().as_deref(), Some(t1.as_str()));
+
+    // Touching the folder (deep inside) changes it.
+    write(&root, &format!("{STAGING}/files/caddy/Caddyfile"), ":81 {}\n");
+    let fourth = commit_all(&root, "staging");
+    let t4 = repo.tree_id(&fourth, STAGING).await.unwrap().unwrap();
+    assert_ne!(t4, t1);
+
+    // The root tree changes with every content change.
+    let roots = [&first, &second, &fourth].map(|c| git(&root, &["rev-parse", &format!("{c}^{{tree}}")]));
+    assert_eq!(repo.tree_id(&first, "").await.unwrap().as_deref(), Some(roots[0].as_str()));
+    assert_eq!(repo.tree_id(&second, ".").await.unwrap().as_deref(), Some(roots[1].as_str()));
+    assert_eq!(repo.tree_id(&fourth, "/").await.unwrap().as_deref(), Some(roots[2].as_str()));
+    assert_ne!(roots[0], roots[1]);
+}
+
+#[tokio::test]
+async fn works_in_a_linked_worktree() {
+    let (tmp, root, first) = staging_repo();
+    let wt = tmp.path().join("wt");
+    git(&root, &["worktree", "add", "-q", "-b", "wt-branch", wt.to_str().unwrap()]);
+    let repo = GitRepo::open(&wt).await.unwrap();
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), first);
+
+    write(&wt, &format!("{STAGING}/new.yaml"), "kind: New\n");
+    let in_wt = commit_all(&wt, "in the worktree");
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), in_wt);
+    assert_eq!(repo.resolve("main").await.unwrap(), first);
+    let tree = repo.read_tree("HEAD", STAGING, STAGING).await.unwrap();
+    assert_eq!(tree.files["new.yaml"], b"kind: New\n");
+    assert_eq!(tree.files.len(), staging_files().len() + 1);
+
+    let (git_dir, common_dir) = repo.git_dirs().await.unwrap();
+    assert!(git_dir.is_absolute() && common_dir.is_absolute());
+    assert_eq!(common_dir.canonicalize().unwrap(), root.join(".git").canonicalize().unwrap());
+    assert_eq!(git_dir.canonicalize().unwrap(), root.join(".git/worktrees/wt").canonicalize().unwrap());
+
+    let main_repo = GitRepo::open(&root).await.unwrap();
+    let (git_dir, common_dir) = main_repo.git_dirs().await.unwrap();
+    assert_eq!(git_dir, common_dir);
+    assert_eq!(git_dir.canonicalize().unwrap(), root.join(".git").canonicalize().unwrap());
+}
+
+#[tokio::test]
+async fn works_when_dot_git_is_a_file() {
+    let tmp = TempDir::new().unwrap();
+    let work = tmp.path().join("work");
+    let sep = tmp.path().join("separate.git");
+    git(tmp.path(), &["init", "-q", "-b", "main", "--separate-git-dir", sep.to_str().unwrap(), work.to_str().unwrap()]);
+    assert!(work.join(".git").is_file(), ".git should be a `gitdir:` file");
+    write(&work, &format!("{STAGING}/stack.yaml"), "kind: Stack\n");
+    let id = commit_all(&work, "first");
+
+    let repo = GitRepo::open(&work).await.unwrap();
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), id);
+    let tree = repo.read_tree("main", STAGING, STAGING).await.unwrap();
+    assert_eq!(tree.files["stack.yaml"], b"kind: Stack\n");
+    let (git_dir, common_dir) = repo.git_dirs().await.unwrap();
+    assert_eq!(git_dir.canonicalize().unwrap(), sep.canonicalize().unwrap());
+    assert_eq!(common_dir.canonicalize().unwrap(), sep.canonicalize().unwrap());
+}
+
+#[tokio::test]
+async fn spaces_and_unicode_in_names_round_trip() {
+    let (_tmp, root) = init();
+    let folder = "manifests/my stäging ☃";
+    let files = [
+        ("héllo wörld.yaml", "kind: Stack\n"),
+        ("日本/設定 file.txt", "こんにちは\n"),
+        ("tab\there.txt", "tab\n"),
+        ("quote\"and\\backslash.txt", "q\n"),
+        ("-leading-dash.yaml", "dash\n"),
+    ];
+    for (rel, content) in files {
+        write(&root, &format!("{folder}/{rel}"), content);
+    }
+    commit_all(&root, "unicode");
+    let repo = GitRepo::open(&root).await.unwrap();
+    let tree = repo.read_tree("HEAD", folder, folder).await.unwrap();
+    let got: Vec<(&str, &[u8])> = tree.files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let mut want: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(repo.tree_id("HEAD", folder).await.unwrap().is_some());
+    assert_eq!(tree.display("日本/設定 file.txt"), format!("{folder}/日本/設定 file.txt"));
+}
+
+#[tokio::test]
+async fn files_over_the_limit_are_refused() {
+    let (_tmp, root) = init();
+    write(&root, &format!("{STAGING}/ok.bin"), vec![7u8; MAX_FILE_BYTES]);
+    write(&root, "manifests/big/huge.bin", vec![7u8; MAX_FILE_BYTES + 1]);
+    write(&root, "manifests/big/stack.yaml", "kind: Stack\n");
+    commit_all(&root, "big");
+    let repo = GitRepo::open(&root).await.unwrap();
+
+    let tree = repo.read_tree("HEAD", STAGING, STAGING).await.unwrap();
+    assert_eq!(tree.files["ok.bin"].len(), MAX_FILE_BYTES);
+
+    let err = repo.read_tree("HEAD", "manifests/big", "manifests/big").await.unwrap_err();
+    assert!(
+        matches!(&err, GitError::FileTooLarge { path, size } if path == "manifests/big/huge.bin" && *size == MAX_FILE_BYTES as u64 + 1),
+        "{err:?}"
+    );
+    println!("too large: {err}");
+    // The shared reader is still in step afterwards.
+    assert_eq!(repo.read_tree("HEAD", STAGING, STAGING).await.unwrap(), tree);
+}
+
+#[tokio::test]
+async fn cat_file_child_is_respawned_after_being_killed() {
+    let (_tmp, root, id) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap();
+    assert_eq!(repo.cat_file_pid().await, None, "spawned lazily");
+    let want = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+    let first_pid = repo.cat_file_pid().await.expect("a live cat-file child");
+    // Reused while alive.
+    repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+    assert_eq!(repo.cat_file_pid().await, Some(first_pid));
+
+    let mut previous = first_pid;
+    for round in 0..5 {
+        let status = Command::new("kill").args(["-KILL", &previous.to_string()]).status().unwrap();
+        assert!(status.success());
+        // Every other round, read at once (the child may not be reaped yet: the write or read
+        // fails and the exchange is retried); otherwise let it die first (seen dead up front).
+        if round % 2 == 1 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(repo.read_tree(&id, STAGING, STAGING).await.unwrap(), want, "round {round}");
+        let pid = repo.cat_file_pid().await.expect("respawned");
+        assert_ne!(pid, previous);
+        previous = pid;
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_cat_file_child_times_out_and_is_replaced() {
+    let (_tmp, root, id) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap().with_timeout(Duration::from_millis(300));
+    let want = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+    let stuck = repo.cat_file_pid().await.unwrap();
+    // Stopped, the child is alive but never answers.
+    assert!(Command::new("kill").args(["-STOP", &stuck.to_string()]).status().unwrap().success());
+
+    let err = repo.read_tree(&id, STAGING, STAGING).await.unwrap_err();
+    assert!(matches!(&err, GitError::Timeout { operation, .. } if operation == "cat-file --batch"), "{err:?}");
+    assert_eq!(repo.cat_file_pid().await, None, "the stuck child is dropped (and killed)");
+    assert_eq!(repo.read_tree(&id, STAGING, STAGING).await.unwrap(), want);
+    assert_ne!(repo.cat_file_pid().await, Some(stuck));
+}
+
+#[tokio::test]
+async fn concurrent_and_cancelled_reads_stay_consistent() {
+    let (_tmp, root) = init();
+    for i in 0..200 {
+        write(&root, &format!("{STAGING}/file-{i:03}.yaml"), format!("n: {i}\n").repeat(500));
+    }
+    let id = commit_all(&root, "many");
+    let repo = Arc::new(GitRepo::open(&root).await.unwrap());
+    let want = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let repo = Arc::clone(&repo);
+            let id = id.clone();
+            tokio::spawn(async move { repo.read_tree(&id, STAGING, STAGING).await.unwrap() })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), want);
+    }
+
+    // Reads abandoned part-way (the caller's future dropped) must not leave the shared
+    // cat-file stream out of step for the next read.
+    for micros in [50, 200, 500, 1000, 2000, 5000] {
+        let _ = tokio::time::timeout(Duration::from_micros(micros), repo.read_tree(&id, STAGING, STAGING)).await;
+        assert_eq!(repo.read_tree(&id, STAGING, STAGING).await.unwrap(), want, "after cancelling at {micros}µs");
+    }
+}
+
+#[tokio::test]
+async fn hung_git_times_out_and_recovers() {
+    let (_tmp, root, id) = staging_repo();
+    let repo = GitRepo::open(&root).await.unwrap().with_timeout(Duration::from_millis(300));
+    let want = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+
+    // An alternates file that is a FIFO with no writer: any git that opens the object database
+    // blocks forever on open(2).
+    let fifo = root.join(".git/objects/info/alternates");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let err = repo.resolve("HEAD").await.unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
+    println!("timeout: {err}");
+    let err = repo.read_tree(&id, STAGING, STAGING).await.unwrap_err();
+    assert!(matches!(err, GitError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    std::fs::remove_file(&fifo).unwrap();
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), id);
+    assert_eq!(repo.read_tree(&id, STAGING, STAGING).await.unwrap(), want);
+}
+
+#[tokio::test]
+async fn two_hundred_reads_of_a_fifty_file_tree() {
+    let (_tmp, root) = init();
+    for i in 0..50 {
+        let dir = if i % 5 == 0 { "files/nested" } else { "" };
+        let rel = if dir.is_empty() { format!("svc-{i:02}.yaml") } else { format!("{dir}/conf-{i:02}.txt") };
+        write(
+            &root,
+            &format!("{STAGING}/{rel}"),
+            format!("kind: Deployment\nmetadata: {{name: svc-{i}}}\n").repeat(20),
+        );
+    }
+    write(&root, "manifests/prod/stack.yaml", "kind: Stack\n");
+    let id = commit_all(&root, "fifty files");
+    // Packed, as a repository that has seen `git gc` would be.
+    git(&root, &["gc", "-q"]);
+    let repo = GitRepo::open(&root).await.unwrap();
+    let want = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+    assert_eq!(want.files.len(), 50);
+
+    let started = Instant::now();
+    for _ in 0..200 {
+        let tree = repo.read_tree(&id, STAGING, STAGING).await.unwrap();
+        assert_eq!(tree.files.len(), 50);
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "200 reads of a 50-file tree: {elapsed:?} total, {:?} per read (one ls-tree + one pipelined cat-file batch each)",
+        elapsed / 200
+    );
+
+    let started = Instant::now();
+    for _ in 0..200 {
+        repo.tree_id(&id, STAGING).await.unwrap().unwrap();
+    }
+    println!("200 tree_id calls: {:?} total", started.elapsed());
+    assert!(elapsed < Duration::from_secs(60), "200 reads took {elapsed:?}");
+}
