@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::context::{Config, Context};
 use crate::docker::Engine;
 use crate::docker::bollard::BollardEngine;
+use crate::http::{self, Api};
 use crate::runtime::{self, Signal};
 use crate::source::git::GitRepo;
 use crate::source::{SourceConfig, SourceLoop};
@@ -40,6 +41,16 @@ pub struct Args {
     /// Where secretKeyRefs are read: <dir>/<name>/<key>.
     #[arg(long, env = "MEME_SECRETS_DIR", default_value = "/etc/meme-controller/secrets")]
     secrets_dir: PathBuf,
+    /// Address of the HTTP listener (status API, metrics, health).
+    #[arg(long, env = "MEME_LISTEN", default_value = "127.0.0.1:9797")]
+    listen: std::net::SocketAddr,
+    /// File holding the bearer token that POST /api/v1/reconcile|suspend|resume require;
+    /// without it they are refused.
+    #[arg(long, env = "MEME_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Where state that must survive a restart is kept (whether reconciliation is suspended).
+    #[arg(long, env = "MEME_STATE_DIR", default_value = "/var/lib/meme-controller")]
+    state_dir: PathBuf,
     /// Services reconciled at once.
     #[arg(long, env = "MEME_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
@@ -68,12 +79,30 @@ impl Args {
         if let Err(e) = engine.ping().await {
             tracing::warn!(error = %e, "docker engine not reachable yet; retrying in the background");
         }
-        let config =
-            Config { secrets_dir: self.secrets_dir.clone(), concurrency: self.concurrency, resync: self.resync };
+        let token = match &self.token_file {
+            Some(path) => {
+                let token = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --token-file {}", path.display()))?;
+                let token = token.trim().to_owned();
+                anyhow::ensure!(!token.is_empty(), "--token-file {} is empty", path.display());
+                Some(token)
+            }
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let config = Config {
+            secrets_dir: self.secrets_dir.clone(),
+            concurrency: self.concurrency,
+            resync: self.resync,
+            state_dir: self.state_dir.clone(),
+        };
         let ctx = Arc::new(Context::new(engine, config));
+        ctx.load_suspended();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (signals_tx, signals) = mpsc::channel(SIGNAL_BUFFER);
-        let (_triggers_tx, triggers) = mpsc::channel::<()>(16);
+        let (triggers_tx, triggers) = mpsc::channel::<()>(16);
 
         let source = SourceLoop::new(
             repo,
@@ -91,12 +120,20 @@ impl Args {
         let events_task =
             tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
         let loop_task = tokio::spawn(runtime::controller::run(Arc::clone(&ctx), signals, shutdown.clone()));
+        let api = Arc::new(Api {
+            ctx: Arc::clone(&ctx),
+            token,
+            signals: signals_tx.clone(),
+            source_trigger: triggers_tx.clone(),
+        });
+        tracing::info!(listen = %self.listen, mutations = api.token.is_some(), "serving the API");
+        let http_task = tokio::spawn(http::serve(listener, http::router(api), shutdown.clone()));
         let _ = signals_tx.send(Signal::Resync).await;
 
         wait_for_signal().await;
         tracing::info!("signal received; stopping");
         let _ = shutdown_tx.send(true);
-        let _ = tokio::join!(source_task, events_task, loop_task);
+        let _ = tokio::join!(source_task, events_task, loop_task, http_task);
         Ok(())
     }
 }

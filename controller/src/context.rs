@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use meme_api::status::{ControllerStatus, ServiceStatus};
 
 use crate::docker::Engine;
 use crate::events::Events;
+use crate::metrics::Metrics;
 use crate::reconcile::desired::DesiredState;
 use crate::reconcile::readiness::ReadinessCache;
 
@@ -22,6 +24,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Full resync interval.
     pub resync: Duration,
+    /// Where state that must survive a restart is kept (the suspension marker).
+    pub state_dir: PathBuf,
 }
 
 /// A failed rollout of one spec hash, not retried before `retry_at`.
@@ -59,6 +63,10 @@ pub struct Context {
     pub restarts: Mutex<HashMap<String, u64>>,
     /// Containers the controller is stopping: their `die` events are not restarts.
     pub stopping: Mutex<HashSet<String>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Whether the last call to the engine succeeded.
+    engine_answered: AtomicBool,
 }
 
 impl std::fmt::Debug for Context {
@@ -83,7 +91,82 @@ impl Context {
             ensure_lock: tokio::sync::Mutex::new(()),
             restarts: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashSet::new()),
+            metrics: Metrics::new(),
+            engine_answered: AtomicBool::new(false),
         }
+    }
+
+    /// Records whether the engine answered the last call.
+    pub fn set_engine_answered(&self, answered: bool) {
+        self.engine_answered.store(answered, Ordering::Relaxed);
+    }
+
+    /// Whether the engine answered the last call.
+    #[must_use]
+    pub fn engine_answered(&self) -> bool {
+        self.engine_answered.load(Ordering::Relaxed)
+    }
+
+    /// The file whose presence means "suspended".
+    fn suspended_marker(&self) -> PathBuf {
+        self.config.state_dir.join("suspended")
+    }
+
+    /// Restores the suspension recorded before a restart.
+    pub fn load_suspended(&self) {
+        let suspended = self.suspended_marker().exists();
+        self.update_status(|s| {
+            s.suspended = suspended;
+            if suspended {
+                s.sync_status = meme_api::status::SyncStatus::Suspended;
+            }
+        });
+        if suspended {
+            tracing::warn!(marker = %self.suspended_marker().display(), "reconciliation is suspended (resume with memectl resume)");
+        }
+    }
+
+    /// Suspends or resumes reconciliation, durably.
+    ///
+    /// # Errors
+    /// The marker file cannot be written or removed.
+    pub fn set_suspended(&self, suspended: bool) -> std::io::Result<()> {
+        let marker = self.suspended_marker();
+        if suspended {
+            std::fs::create_dir_all(&self.config.state_dir)?;
+            std::fs::write(&marker, b"suspended by an operator through the API\n")?;
+        } else if let Err(e) = std::fs::remove_file(&marker)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
+        self.update_status(|s| {
+            s.suspended = suspended;
+            if suspended {
+                s.sync_status = meme_api::status::SyncStatus::Suspended;
+            }
+        });
+        if suspended {
+            self.metrics.sync_status(meme_api::status::SyncStatus::Suspended);
+        }
+        let (kind, reason) = if suspended {
+            (crate::events::EventType::Warning, "Suspended")
+        } else {
+            (crate::events::EventType::Normal, "Resumed")
+        };
+        self.events.record(
+            kind,
+            reason,
+            None,
+            if suspended { "reconciliation suspended" } else { "reconciliation resumed" },
+        );
+        Ok(())
+    }
+
+    /// Whether reconciliation is suspended.
+    #[must_use]
+    pub fn is_suspended(&self) -> bool {
+        self.with_status(|s| s.suspended)
     }
 
     /// The desired state in force, if a valid revision was loaded.

@@ -5,6 +5,7 @@
 //! - [`reconcile`]: one service at a time: observe, plan (pure), apply; status and events.
 //! - [`runtime`]: the controller loop, its work queue, backoff, and the Docker event watcher.
 //! - [`docker`]: the engine behind one narrow trait; bollard is the only socket client.
+//! - [`http`] and [`metrics`]: the API memectl reads, and Prometheus metrics.
 //! - [`context`], [`events`], [`telemetry`], [`args`]: shared state, the events ring, logging,
 //!   and the wiring of the binary.
 
@@ -12,6 +13,8 @@ pub mod args;
 pub mod context;
 pub mod docker;
 pub mod events;
+pub mod http;
+pub mod metrics;
 pub mod reconcile;
 pub mod runtime;
 pub mod source;

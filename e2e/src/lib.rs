@@ -173,6 +173,8 @@ pub struct TestEnv {
     /// Everything the controller printed.
     pub log: Arc<Mutex<String>>,
     extra_args: Vec<String>,
+    /// The port of the controller's HTTP listener.
+    pub port: u16,
 }
 
 impl TestEnv {
@@ -184,7 +186,11 @@ impl TestEnv {
         let id = format!("{:08x}", rand_seed());
         let stack = format!("e2e-{id}");
         let dir = tempfile::Builder::new().prefix("meme-e2e-").tempdir().expect("temp dir");
-        let env = Self { id, stack, dir, controller: None, log: Arc::default(), extra_args: Vec::new() };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let env = Self { id, stack, dir, controller: None, log: Arc::default(), extra_args: Vec::new(), port };
         env.git(&["init", "-q", "-b", "main"]);
         std::fs::create_dir_all(env.secrets_dir()).expect("secrets dir");
         env.write_files(files);
@@ -196,6 +202,37 @@ impl TestEnv {
     #[must_use]
     pub fn repo(&self) -> PathBuf {
         self.dir.path().join("repo")
+    }
+
+    /// The controller's API base URL.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The file holding the API token (the controller is started with it).
+    #[must_use]
+    pub fn token_file(&self) -> PathBuf {
+        self.dir.path().join("token")
+    }
+
+    /// The controller's state folder.
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// GET on the controller's API: (status, body).
+    #[must_use]
+    pub fn api_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(&format!("127.0.0.1:{}", self.port), path)
+    }
+
+    /// The controller's status JSON.
+    #[must_use]
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let (code, body) = self.api_get("/api/v1/status")?;
+        (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
     }
 
     /// The secrets folder.
@@ -248,8 +285,11 @@ impl TestEnv {
 
     /// Starts the controller (resync 2 s unless overridden by [`Self::with_args`]).
     pub fn start(&mut self) {
+        std::fs::write(self.token_file(), format!("token-{}\n", self.id)).expect("token file");
         let mut cmd = Command::new(binary("meme-controller"));
         cmd.arg("--repo").arg(self.repo()).args(["--path", "manifests"]).arg("--secrets-dir").arg(self.secrets_dir());
+        cmd.args(["--listen", &format!("127.0.0.1:{}", self.port)]).arg("--state-dir").arg(self.state_dir());
+        cmd.arg("--token-file").arg(self.token_file());
         if !self.extra_args.iter().any(|a| a == "--resync") {
             cmd.args(["--resync", "2s"]);
         }

@@ -2,6 +2,8 @@
 //! status, source and applied revisions, and per service its replicas, conditions and
 //! containers. Shared here so both sides (de)serialize the same types.
 
+use std::time::SystemTime;
+
 use serde::{Deserialize, Serialize};
 
 /// The stack-level sync status.
@@ -169,4 +171,61 @@ pub struct ControllerStatus {
     pub last_reconcile: Option<ReconcileInfo>,
     /// Services, by name.
     pub services: Vec<ServiceStatus>,
+}
+
+/// Normal or Warning, as in Kubernetes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    /// Routine.
+    Normal,
+    /// Something needs attention.
+    Warning,
+}
+
+/// One (deduplicated) event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// PascalCase reason (`Created`, `RolloutFailed`).
+    pub reason: String,
+    /// The service it is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// What happened.
+    pub message: String,
+    /// How many times.
+    pub count: u32,
+    /// First occurrence (RFC 3339).
+    #[serde(with = "rfc3339")]
+    pub first_seen: SystemTime,
+    /// Last occurrence (RFC 3339).
+    #[serde(with = "rfc3339")]
+    pub last_seen: SystemTime,
+}
+
+/// Serde for RFC 3339 timestamps.
+pub mod rfc3339 {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    /// Serializes a time as RFC 3339 (UTC, seconds).
+    ///
+    /// # Errors
+    /// Never, beyond the serializer's own.
+    pub fn serialize<S: Serializer>(time: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*time))
+    }
+
+    /// Parses RFC 3339.
+    ///
+    /// # Errors
+    /// Text that is not RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_rfc3339_weak(&text).map_err(de::Error::custom)
+    }
 }

@@ -2,8 +2,6 @@
 //! (and start) containers, start stopped ones, stop and remove old ones. Creates of one plan run
 //! concurrently; everything else in order.
 
-use std::time::Duration;
-
 use futures_util::future::try_join_all;
 use meme_api::v1alpha1::ImagePullPolicy;
 
@@ -54,8 +52,10 @@ pub struct Applied {
     pub created: u32,
     /// Containers started.
     pub started: u32,
-    /// Containers removed.
+    /// Containers removed (pruned, scaled down, failed).
     pub removed: u32,
+    /// Old containers removed because a new spec replaced them.
+    pub replaced: u32,
     /// Images pulled.
     pub pulled: u32,
 }
@@ -109,7 +109,11 @@ pub async fn apply(
                     ),
                     None => ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone()),
                 }
-                applied.removed += 1;
+                if step.event == "Replaced" {
+                    applied.replaced += 1;
+                } else {
+                    applied.removed += 1;
+                }
             }
         }
         i += 1;
@@ -196,13 +200,4 @@ async fn create(ctx: &Context, state: &DesiredState, service: &ResolvedService, 
 #[must_use]
 pub fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
-}
-
-/// How long to wait before retrying after an engine error of this kind.
-#[must_use]
-pub fn retry_hint(err: &ApplyError) -> Option<Duration> {
-    match err.engine_error() {
-        Some(EngineError::Conflict { .. }) => Some(Duration::from_secs(1)),
-        _ => None,
-    }
 }

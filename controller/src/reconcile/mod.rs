@@ -96,6 +96,7 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
         let plan = plan::plan(None, &replicas_of(ctx, &observed, None, &[]), &PlanContext::default());
         let applied = apply_prune(ctx, &plan).await?;
         ctx.update_status(|s| s.services.retain(|x| x.name != name));
+        ctx.metrics.forget_service(name);
         return Ok(Outcome { next: Next::AwaitChange, applied, phase: Phase::Synced });
     };
     let resolved = match state.resolve(service, &ctx.config.secrets_dir) {
@@ -107,6 +108,7 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
         }
     };
 
+    let was_synced = ctx.with_status(|s| s.services.iter().any(|x| x.name == name && x.phase == "Synced"));
     let readiness = readiness_of(ctx, service, &resolved, &observed).await;
     let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &readiness);
     let plan_ctx = plan_context(ctx, service, &resolved.spec_hash);
@@ -127,6 +129,7 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
             return Err(e.into());
         }
     };
+    record_metrics(ctx, name, &plan, applied, was_synced);
     if plan.rollout_failed {
         block_rollout(ctx, name, &resolved.spec_hash);
     } else if plan.phase == Phase::Synced {
@@ -153,7 +156,16 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
 /// The list call failed.
 pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
     let Some(state) = ctx.desired() else { return Ok(Vec::new()) };
-    let all = ctx.engine.list_containers(&labels::stack_filter(&state.stack)).await?;
+    let all = match ctx.engine.list_containers(&labels::stack_filter(&state.stack)).await {
+        Ok(all) => {
+            ctx.set_engine_answered(true);
+            all
+        }
+        Err(e) => {
+            ctx.set_engine_answered(!matches!(e, EngineError::Unavailable { .. }));
+            return Err(e);
+        }
+    };
     let mut by_service: std::collections::BTreeMap<&str, Vec<ObservedContainer>> = std::collections::BTreeMap::new();
     for c in &all {
         if let Some(service) = c.label(labels::SERVICE) {
@@ -179,6 +191,22 @@ pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
     let live: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
     ctx.readiness.retain(&|id| live.contains(id));
     Ok(needs_work)
+}
+
+fn record_metrics(ctx: &Context, name: &str, plan: &Plan, applied: Applied, was_synced: bool) {
+    let m = &ctx.metrics;
+    m.action(name, "create", applied.created);
+    m.action(name, "replace", applied.replaced);
+    m.action(name, "start", applied.started);
+    m.action(name, "remove", applied.removed);
+    m.action(name, "pull", applied.pulled);
+    // Stopped containers started again are always drift; missing ones are drift only when the
+    // service had converged (not a cold start or a scale-up).
+    m.drift_corrected(name, "stopped", applied.started);
+    if was_synced {
+        let missing = plan.steps.iter().filter(|s| s.reason.ends_with(": missing")).count();
+        m.drift_corrected(name, "removed", u32::try_from(missing).unwrap_or(u32::MAX));
+    }
 }
 
 async fn apply_prune(ctx: &Context, plan: &Plan) -> Result<Applied, ReconcileError> {
@@ -304,7 +332,9 @@ fn record_status(
 ) {
     let spec = &resolved.service.deployment.spec;
     let current: Vec<&Replica> = replicas.iter().filter(|r| r.spec_hash == resolved.spec_hash).collect();
-    let ready = u32::try_from(current.iter().filter(|r| r.ready).count()).unwrap_or(u32::MAX);
+    // Like a Kubernetes Deployment: READY counts every ready container (old ones serving during a
+    // rollout too); UP-TO-DATE counts those running the desired spec.
+    let ready = u32::try_from(replicas.iter().filter(|r| r.ready).count()).unwrap_or(u32::MAX);
     let (phase, reason, message) = match &error {
         Some((reason, message)) => (Phase::Degraded, *reason, message.clone()),
         None => (plan.phase, plan.reason, plan.message.clone()),
@@ -333,6 +363,8 @@ fn record_status(
         .map(|c| c.image_id.clone());
     let name = resolved.service.name().to_owned();
     let restarts = Context::lock(&ctx.restarts).get(&name).copied().unwrap_or(0);
+    let updated = u32::try_from(current.len()).unwrap_or(u32::MAX);
+    ctx.metrics.replicas(&name, spec.replicas, ready, updated);
     ctx.set_service_status(ServiceStatus {
         conditions: conditions(phase, reason, &message, ready, spec.replicas, error.is_some()),
         phase: format!("{phase:?}"),
@@ -341,7 +373,7 @@ fn record_status(
         image_id,
         desired_replicas: spec.replicas,
         ready_replicas: ready,
-        updated_replicas: u32::try_from(current.len()).unwrap_or(u32::MAX),
+        updated_replicas: updated,
         restarts,
         spec_hash: resolved.spec_hash.clone(),
         containers,

@@ -35,7 +35,7 @@ pub async fn run(ctx: Arc<Context>, mut signals: mpsc::Receiver<Signal>, mut shu
     let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + ctx.config.resync, ctx.config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while tasks.len() < ctx.config.concurrency.max(1) {
+        while tasks.len() < ctx.config.concurrency.max(1) && !ctx.is_suspended() {
             let Some((service, trigger)) = queue.take() else { break };
             let ctx = Arc::clone(&ctx);
             tasks.spawn(async move {
@@ -49,8 +49,9 @@ pub async fn run(ctx: Arc<Context>, mut signals: mpsc::Receiver<Signal>, mut shu
             biased;
             _ = shutdown.changed() => break,
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                let Ok((service, trigger, result, _elapsed)) = joined else { continue };
+                let Ok((service, trigger, result, elapsed)) = joined else { continue };
                 queue.done(&service);
+                ctx.metrics.reconciled(&service, result.is_ok(), elapsed.as_secs_f64());
                 finish(&ctx, &mut queue, &mut backoffs, &service, &trigger, result);
             }
             Some(signal) = signals.recv() => match signal {
@@ -63,6 +64,14 @@ pub async fn run(ctx: Arc<Context>, mut signals: mpsc::Receiver<Signal>, mut shu
                     drift(&ctx, &mut queue, "source").await;
                 }
                 Signal::Resync => drift(&ctx, &mut queue, "resync").await,
+                Signal::Reconcile => {
+                    if let Some(state) = ctx.desired() {
+                        for service in state.services.keys() {
+                            queue.add(service, "manual");
+                        }
+                    }
+                    drift(&ctx, &mut queue, "manual").await;
+                }
                 Signal::Service(service, trigger) => queue.add(&service, trigger),
             },
             _ = resync.tick() => drift(&ctx, &mut queue, "resync").await,
@@ -86,6 +95,9 @@ async fn sleep_until(due: Option<Instant>) {
 
 /// Plans every service from one list call and queues those that need work.
 async fn drift(ctx: &Context, queue: &mut WorkQueue, trigger: &'static str) {
+    if ctx.is_suspended() {
+        return;
+    }
     match tokio::time::timeout(DRIFT_CHECK_TIMEOUT, reconcile::drift_check(ctx)).await {
         Ok(Ok(services)) => {
             for service in services {
@@ -150,7 +162,7 @@ fn wake_dependents(ctx: &Context, queue: &mut WorkQueue, service: &str) {
 
 /// The stack-level sync status from the services' phases and the source.
 fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
-    ctx.update_status(|s| {
+    let status = ctx.update_status(|s| {
         s.sync_status = if s.suspended {
             SyncStatus::Suspended
         } else if s.applied.is_none() || s.source.error.is_some() {
@@ -162,7 +174,10 @@ fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
         } else {
             SyncStatus::Synced
         };
+        s.sync_status
     });
+    ctx.metrics.sync_status(status);
+    ctx.metrics.workqueue_depth(queue.depth());
 }
 
 /// Forwards Docker events about our containers to the loop, reconnecting with backoff when

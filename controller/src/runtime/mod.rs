@@ -15,4 +15,6 @@ pub enum Signal {
     Resync,
     /// Look at one service, with the trigger's name.
     Service(String, &'static str),
+    /// An operator asked for a reconcile of everything (or resumed): every service is queued.
+    Reconcile,
 }

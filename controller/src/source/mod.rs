@@ -78,6 +78,7 @@ impl SourceLoop {
             Ok(revision) => revision,
             Err(e) => {
                 self.fail(None, "GitError", &e.to_string());
+                self.ctx.metrics.source_error("git");
                 return;
             }
         };
@@ -86,6 +87,7 @@ impl SourceLoop {
         }
         let subject = self.repo.commit(&revision).await.map(|c| c.subject).unwrap_or_default();
         self.revisions.tip = Some(revision.clone());
+        self.ctx.metrics.source_revision(&revision);
         let tip = RevisionInfo { revision: revision.clone(), subject };
         self.ctx.update_status(|s| s.source.tip = Some(tip.clone()));
 
@@ -97,6 +99,7 @@ impl SourceLoop {
             }
             Err(e) => {
                 self.fail(Some(&revision), "GitError", &e.to_string());
+                self.ctx.metrics.source_error("git");
                 return;
             }
         };
@@ -109,6 +112,7 @@ impl SourceLoop {
                     tracing::error!(revision = %short(&revision), "{d}");
                 }
                 self.fail(Some(&revision), "InvalidManifest", text.trim_end());
+                self.ctx.metrics.source_error("validation");
                 return;
             }
         };
@@ -116,6 +120,7 @@ impl SourceLoop {
         tracing::info!(revision = %short(&revision), stack = %state.stack, services = state.services.len(), "applying revision");
         self.ctx.set_desired(state);
         self.revisions.applied = Some(revision.clone());
+        self.ctx.metrics.applied_revision(&revision);
         self.ctx.update_status(|s| {
             s.stack = Some(set.stack.object.metadata.name.clone());
             s.source.error = None;
