@@ -15,7 +15,7 @@ use crate::docker::bollard::BollardEngine;
 use crate::http::{self, Api};
 use crate::runtime::{self, Signal};
 use crate::source::git::GitRepo;
-use crate::source::{SourceConfig, SourceLoop};
+use crate::source::{Remote, SourceConfig, SourceLoop, Trigger};
 use crate::telemetry::{self, LogFormat};
 
 /// Signals queued between the source, the event watcher and the loop; the loop drains them
@@ -51,6 +51,17 @@ pub struct Args {
     /// Where state that must survive a restart is kept (whether reconciliation is suspended).
     #[arg(long, env = "MEME_STATE_DIR", default_value = "/var/lib/meme-controller")]
     state_dir: PathBuf,
+    /// Fetch from this git remote and apply its remote-tracking branch (the branch of --ref, or
+    /// the checkout's current branch when --ref is HEAD). The checkout is never modified.
+    #[arg(long, env = "MEME_REMOTE")]
+    remote: Option<String>,
+    /// How often to fetch from --remote.
+    #[arg(long, env = "MEME_POLL", default_value = "1m", value_parser = humantime::parse_duration, requires = "remote")]
+    poll: Duration,
+    /// File holding the shared secret of POST /api/v1/hooks/git (GitHub/Gitea HMAC-SHA256,
+    /// GitLab token); without it webhooks are refused.
+    #[arg(long, env = "MEME_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
     /// Services reconciled at once.
     #[arg(long, env = "MEME_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
@@ -102,7 +113,36 @@ impl Args {
         ctx.load_suspended();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (signals_tx, signals) = mpsc::channel(SIGNAL_BUFFER);
-        let (triggers_tx, triggers) = mpsc::channel::<()>(16);
+        let (triggers_tx, triggers) = mpsc::channel::<Trigger>(16);
+        let remote = match &self.remote {
+            Some(name) => {
+                let branch = if self.reference == "HEAD" {
+                    repo.current_branch().await?.context("--remote needs --ref BRANCH when HEAD is detached")?
+                } else {
+                    self.reference.trim_start_matches("refs/heads/").to_owned()
+                };
+                Some(Remote { name: name.clone(), branch, poll: self.poll })
+            }
+            None => None,
+        };
+        let followed_ref = match &remote {
+            Some(r) => Some(format!("refs/heads/{}", r.branch)),
+            None if self.reference == "HEAD" => {
+                repo.current_branch().await.ok().flatten().map(|b| format!("refs/heads/{b}"))
+            }
+            None => Some(format!("refs/heads/{}", self.reference.trim_start_matches("refs/heads/"))),
+        };
+        let webhook_secret = match &self.webhook_secret_file {
+            Some(path) => {
+                let secret = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --webhook-secret-file {}", path.display()))?;
+                let secret = secret.trim().as_bytes().to_vec();
+                anyhow::ensure!(!secret.is_empty(), "--webhook-secret-file {} is empty", path.display());
+                Some(secret)
+            }
+            None => None,
+        };
+        let (git_dir, common_dir) = repo.git_dirs().await?;
 
         let source = SourceLoop::new(
             repo,
@@ -111,12 +151,22 @@ impl Args {
                 path: self.path.clone(),
                 reference: self.reference.clone(),
                 resync: self.resync,
+                remote: remote.clone(),
             },
             Arc::clone(&ctx),
             signals_tx.clone(),
         );
-        tracing::info!(repo = %self.repo.display(), path = %self.path, reference = %self.reference, resync = ?self.resync, "starting");
+        tracing::info!(
+            repo = %self.repo.display(),
+            path = %self.path,
+            reference = %self.reference,
+            remote = remote.as_ref().map(|r| r.name.as_str()),
+            resync = ?self.resync,
+            "starting"
+        );
         let source_task = tokio::spawn(source.run(triggers, shutdown.clone()));
+        let watch_task =
+            tokio::spawn(crate::source::watcher::run(git_dir, common_dir, triggers_tx.clone(), shutdown.clone()));
         let events_task =
             tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
         let loop_task = tokio::spawn(runtime::controller::run(Arc::clone(&ctx), signals, shutdown.clone()));
@@ -125,6 +175,8 @@ impl Args {
             token,
             signals: signals_tx.clone(),
             source_trigger: triggers_tx.clone(),
+            webhook_secret,
+            followed_ref,
         });
         tracing::info!(listen = %self.listen, mutations = api.token.is_some(), "serving the API");
         let http_task = tokio::spawn(http::serve(listener, http::router(api), shutdown.clone()));
@@ -133,7 +185,7 @@ impl Args {
         wait_for_signal().await;
         tracing::info!("signal received; stopping");
         let _ = shutdown_tx.send(true);
-        let _ = tokio::join!(source_task, events_task, loop_task, http_task);
+        let _ = tokio::join!(source_task, watch_task, events_task, loop_task, http_task);
         Ok(())
     }
 }

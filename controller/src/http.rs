@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::context::Context;
 use crate::runtime::Signal;
+use crate::source::Trigger;
 
 /// What the handlers share.
 pub struct Api {
@@ -24,8 +25,12 @@ pub struct Api {
     pub token: Option<String>,
     /// Wakes the controller loop.
     pub signals: mpsc::Sender<Signal>,
-    /// Asks the source to re-resolve the ref now.
-    pub source_trigger: mpsc::Sender<()>,
+    /// Asks the source to fetch or re-resolve the ref now.
+    pub source_trigger: mpsc::Sender<Trigger>,
+    /// The webhook secret; `None` refuses webhooks.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// The branch whose pushes matter (`refs/heads/main`), when known.
+    pub followed_ref: Option<String>,
 }
 
 /// The routes.
@@ -39,6 +44,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/reconcile", post(reconcile))
         .route("/api/v1/suspend", post(suspend))
         .route("/api/v1/resume", post(resume))
+        .route("/api/v1/hooks/git", post(git_hook))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such endpoint"}))) })
         .with_state(api)
 }
@@ -104,9 +110,42 @@ async fn reconcile(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response 
     if let Some(refused) = refuse(&api, &headers) {
         return refused;
     }
-    let _ = api.source_trigger.try_send(());
+    let _ = api.source_trigger.try_send(Trigger::Fetch);
     let _ = api.signals.send(Signal::Reconcile).await;
     message("reconcile requested")
+}
+
+/// A push webhook: verified over the raw body, then a fetch now (pushes to other branches are
+/// acknowledged and ignored).
+async fn git_hook(State(api): State<Arc<Api>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let Some(secret) = &api.webhook_secret else {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "webhooks are disabled: start meme-controller with --webhook-secret-file"})),
+        )
+            .into_response();
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let provider = match crate::webhook::verify(secret, &body, header) {
+        Ok(p) => p,
+        Err(why) => {
+            tracing::warn!(reason = why, "webhook refused");
+            return (StatusCode::UNAUTHORIZED, Json(json!({"error": why}))).into_response();
+        }
+    };
+    let pushed = crate::webhook::pushed_ref(&body);
+    if let (Some(pushed), Some(followed)) = (&pushed, &api.followed_ref)
+        && pushed != followed
+    {
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"message": format!("ignored: push to {pushed}; following {followed}")})),
+        )
+            .into_response();
+    }
+    tracing::info!(provider = ?provider, pushed = pushed.as_deref().unwrap_or("?"), "webhook: fetching now");
+    let _ = api.source_trigger.try_send(Trigger::Fetch);
+    (StatusCode::ACCEPTED, Json(json!({"message": "fetch triggered"}))).into_response()
 }
 
 async fn suspend(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {

@@ -5,7 +5,8 @@
 //! - [`reconcile`]: one service at a time: observe, plan (pure), apply; status and events.
 //! - [`runtime`]: the controller loop, its work queue, backoff, and the Docker event watcher.
 //! - [`docker`]: the engine behind one narrow trait; bollard is the only socket client.
-//! - [`http`] and [`metrics`]: the API memectl reads, and Prometheus metrics.
+//! - [`http`], [`webhook`] and [`metrics`]: the API memectl reads, push webhooks, and
+//!   Prometheus metrics.
 //! - [`context`], [`events`], [`telemetry`], [`args`]: shared state, the events ring, logging,
 //!   and the wiring of the binary.
 
@@ -19,3 +20,4 @@ pub mod reconcile;
 pub mod runtime;
 pub mod source;
 pub mod telemetry;
+pub mod webhook;

@@ -257,6 +257,39 @@ impl TestEnv {
             .args(args))
     }
 
+    /// Runs git in another directory of the test.
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        run(Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid"])
+            .args(args))
+    }
+
+    /// A folder of the test's temporary directory.
+    #[must_use]
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Makes a bare `origin` holding the repository's branch and sets it as the checkout's
+    /// `origin` remote; returns its path.
+    pub fn make_origin(&self) -> PathBuf {
+        let origin = self.path("origin.git");
+        run(Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&origin));
+        self.git(&["remote", "add", "origin", origin.to_str().expect("utf-8 path")]);
+        self.git(&["push", "-q", "origin", "main"]);
+        self.git(&["fetch", "-q", "origin"]);
+        self.git(&["branch", "-q", "--set-upstream-to=origin/main", "main"]);
+        origin
+    }
+
+    /// A second clone of `source` (a path or URL) named `name`; returns its path.
+    pub fn clone_of(&self, source: &Path, name: &str) -> PathBuf {
+        let dest = self.path(name);
+        run(Command::new("git").args(["clone", "-q"]).arg(source).arg(&dest));
+        dest
+    }
+
     /// Writes manifest files (relative to `manifests/`), `{stack}` replaced.
     pub fn write_files(&self, files: &[(&str, &str)]) {
         for (path, content) in files {

@@ -387,6 +387,53 @@ impl GitRepo {
         self.cat_file.lock().await.as_ref().and_then(|c| c.child.id())
     }
 
+    /// Fetches `refspec` from `remote` (`git fetch --prune --no-tags`), with its own timeout since
+    /// it crosses the network. Credentials come from git's own configuration (ssh keys,
+    /// credential helpers); a prompt is never shown.
+    ///
+    /// # Errors
+    /// Git failed or timed out; its message is kept.
+    pub async fn fetch(&self, remote: &str, refspec: &str, timeout: Duration) -> Result<(), GitError> {
+        let operation = format!("fetch {remote}");
+        let args = ["fetch", "--prune", "--no-tags", "--quiet", "--end-of-options", remote, refspec];
+        let out = match tokio::time::timeout(timeout, self.command(args).output()).await {
+            Err(_elapsed) => {
+                return Err(GitError::Timeout { operation, repo: self.display.clone(), after: timeout });
+            }
+            Ok(Err(source)) => return Err(GitError::Spawn { repo: self.display.clone(), source }),
+            Ok(Ok(out)) => out,
+        };
+        if out.status.success() { Ok(()) } else { Err(self.command_error(&operation, &out)) }
+    }
+
+    /// Whether `ancestor` is an ancestor of (or equal to) `descendant`.
+    ///
+    /// # Errors
+    /// Git failed (e.g. an unknown commit).
+    pub async fn is_ancestor(&self, ancestor: &str, descendant: &str) -> Result<bool, GitError> {
+        let out = self
+            .run("merge-base --is-ancestor", ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant])
+            .await?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(self.command_error("merge-base --is-ancestor", &out)),
+        }
+    }
+
+    /// The branch `HEAD` points at (`main`), or `None` on a detached `HEAD`.
+    ///
+    /// # Errors
+    /// Git failed.
+    pub async fn current_branch(&self) -> Result<Option<String>, GitError> {
+        let out = self.run("symbolic-ref HEAD", ["symbolic-ref", "--quiet", "--short", "HEAD"]).await?;
+        if out.status.success() {
+            Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()).filter(|b| !b.is_empty()))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// The one place a git command is built: every hardening rule lives here.
     fn command<I, S>(&self, args: I) -> Command
     where

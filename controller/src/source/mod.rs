@@ -4,6 +4,7 @@
 //! good revision running and is reported with file:line:col.
 
 pub mod git;
+pub mod watcher;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,15 @@ use crate::reconcile::desired::DesiredState;
 use crate::runtime::Signal;
 use git::GitRepo;
 
+/// What the source is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Re-resolve the ref (something in the repository moved).
+    Check,
+    /// Fetch from the remote now, then re-resolve (a webhook, an operator).
+    Fetch,
+}
+
 /// Where the manifests are.
 #[derive(Clone, Debug)]
 pub struct SourceConfig {
@@ -29,7 +39,37 @@ pub struct SourceConfig {
     pub reference: String,
     /// How often the ref is re-resolved even without a trigger.
     pub resync: Duration,
+    /// Fetch from this remote and follow its remote-tracking branch instead of `reference`.
+    pub remote: Option<Remote>,
 }
+
+/// A remote to fetch from.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    /// The remote's name (`origin`).
+    pub name: String,
+    /// The branch followed on it.
+    pub branch: String,
+    /// How often to fetch.
+    pub poll: Duration,
+}
+
+impl Remote {
+    /// The remote-tracking ref the desired state is read from (`refs/remotes/origin/main`).
+    #[must_use]
+    pub fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{}/{}", self.name, self.branch)
+    }
+
+    /// What `git fetch` updates: the branch, forced, so a force-push is followed (as Flux does).
+    #[must_use]
+    pub fn refspec(&self) -> String {
+        format!("+refs/heads/{}:{}", self.branch, self.tracking_ref())
+    }
+}
+
+/// A fetch can take long on a slow network, but never forever.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The revision last seen at the tip and the one in force.
 #[derive(Debug, Default)]
@@ -45,6 +85,8 @@ pub struct SourceLoop {
     ctx: Arc<Context>,
     signals: mpsc::Sender<Signal>,
     revisions: Revisions,
+    fetch_backoff: crate::runtime::backoff::Backoffs,
+    next_fetch: Option<tokio::time::Instant>,
 }
 
 impl SourceLoop {
@@ -54,27 +96,74 @@ impl SourceLoop {
         ctx.update_status(|s| {
             s.source.repo = config.repo.display().to_string();
             s.source.path.clone_from(&config.path);
-            s.source.reference.clone_from(&config.reference);
+            s.source.reference = config.remote.as_ref().map_or_else(|| config.reference.clone(), Remote::tracking_ref);
         });
-        Self { repo, config, ctx, signals, revisions: Revisions::default() }
+        Self {
+            repo,
+            config,
+            ctx,
+            signals,
+            revisions: Revisions::default(),
+            fetch_backoff: crate::runtime::backoff::Backoffs::default(),
+            next_fetch: None,
+        }
     }
 
-    /// Runs until `shutdown`: checks at start, on every trigger and every resync.
-    pub async fn run(mut self, mut triggers: mpsc::Receiver<()>, mut shutdown: watch::Receiver<bool>) {
+    /// The ref whose commits are applied: the remote-tracking ref when a remote is followed.
+    fn reference(&self) -> String {
+        self.config.remote.as_ref().map_or_else(|| self.config.reference.clone(), Remote::tracking_ref)
+    }
+
+    /// Runs until `shutdown`: checks at start, on every trigger and every resync; fetches on
+    /// the poll interval (with backoff after failures) and on [`Trigger::Fetch`].
+    pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>, mut shutdown: watch::Receiver<bool>) {
         let mut resync = tokio::time::interval(self.config.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let poll = self.config.remote.as_ref().map_or(Duration::from_secs(3600), |r| r.poll);
+        let mut poll_tick = tokio::time::interval(poll);
+        poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = resync.tick() => self.check().await,
-                Some(()) = triggers.recv() => self.check().await,
+                _ = poll_tick.tick(), if self.config.remote.is_some() => {
+                    if self.next_fetch.is_none_or(|at| tokio::time::Instant::now() >= at) {
+                        self.fetch().await;
+                    }
+                    self.check().await;
+                }
+                Some(trigger) = triggers.recv() => {
+                    if trigger == Trigger::Fetch && self.config.remote.is_some() {
+                        self.fetch().await;
+                    }
+                    self.check().await;
+                }
+            }
+        }
+    }
+
+    /// Fetches the followed branch; a failure is reported and backed off, and the last good
+    /// revision stays in force.
+    async fn fetch(&mut self) {
+        let Some(remote) = self.config.remote.clone() else { return };
+        match self.repo.fetch(&remote.name, &remote.refspec(), FETCH_TIMEOUT).await {
+            Ok(()) => {
+                self.fetch_backoff.reset("fetch");
+                self.next_fetch = None;
+            }
+            Err(e) => {
+                let delay = self.fetch_backoff.next("fetch");
+                self.next_fetch = Some(tokio::time::Instant::now() + delay);
+                tracing::warn!(error = %e, retry_in = ?delay, "fetch failed; the last good revision stays in force");
+                self.ctx.metrics.source_error("fetch");
+                self.fail(None, "FetchFailed", &format!("{e} (next fetch in {}s)", delay.as_secs()));
             }
         }
     }
 
     /// Resolves the ref; loads, validates and applies a new revision.
     pub async fn check(&mut self) {
-        let revision = match self.repo.resolve(&self.config.reference).await {
+        let revision = match self.repo.resolve(&self.reference()).await {
             Ok(revision) => revision,
             Err(e) => {
                 self.fail(None, "GitError", &e.to_string());
@@ -86,6 +175,20 @@ impl SourceLoop {
             return;
         }
         let subject = self.repo.commit(&revision).await.map(|c| c.subject).unwrap_or_default();
+        if let Some(old) = self.revisions.tip.clone()
+            && !self.repo.is_ancestor(&old, &revision).await.unwrap_or(true)
+        {
+            self.ctx.events.record(
+                EventType::Warning,
+                "HistoryRewritten",
+                None,
+                format!(
+                    "history rewritten: {} -> {} (force push or reset); following the new tip",
+                    short(&old),
+                    short(&revision)
+                ),
+            );
+        }
         self.revisions.tip = Some(revision.clone());
         self.ctx.metrics.source_revision(&revision);
         let tip = RevisionInfo { revision: revision.clone(), subject };
@@ -140,7 +243,16 @@ impl SourceLoop {
             Some(r) => format!("revision {} not applied: {message}", short(r)),
             None => message.to_owned(),
         };
-        self.ctx.update_status(|s| s.source.error = Some(message.clone()));
+        let suspended = self.ctx.update_status(|s| {
+            s.source.error = Some(message.clone());
+            if !s.suspended {
+                s.sync_status = meme_api::status::SyncStatus::OutOfSync;
+            }
+            s.suspended
+        });
+        if !suspended {
+            self.ctx.metrics.sync_status(meme_api::status::SyncStatus::OutOfSync);
+        }
         self.ctx.events.record(EventType::Warning, reason, None, message);
     }
 }
