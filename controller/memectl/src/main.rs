@@ -1,11 +1,9 @@
-//! `memectl`: the kubectl-like command line of meme-controller. Parsing lives in [`cli`], one
-//! file per command under [`cmd`].
-
-mod cli;
-mod cmd;
+//! `memectl`: the kubectl-like command line of meme-controller. Everything lives in the
+//! library ([`memectl`]); this binary only parses the arguments and maps the result to an exit
+//! code.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    cli::Cli::parse_and_run()
+    memectl::cli::Cli::parse_and_run()
 }

@@ -1,3 +1,13 @@
-//! One module per memectl verb.
+//! One module per memectl verb (mini-redis): each owns its flags, what it fetches and its
+//! layout; renderers are pure functions of the API types and a [`crate::render::View`].
 
+pub mod completion;
+pub mod describe;
+pub mod get;
+pub mod logs;
+pub mod reconcile;
+pub mod resume;
+pub mod status;
+pub mod suspend;
 pub mod validate;
+pub mod wait;
