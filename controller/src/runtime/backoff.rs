@@ -1,5 +1,5 @@
-//! Per-service retry delays: exponential with jitter (backon), 500 ms doubling to at most 30 s (plus jitter),
-//! reset when the service reconciles successfully.
+//! Per-key retry delays: exponential with jitter (backon), by default 500 ms doubling to at most
+//! 30 s (plus jitter), reset when the key succeeds.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,9 +12,16 @@ const MIN_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Backoff state per key.
-#[derive(Default)]
 pub struct Backoffs {
     per_key: HashMap<String, backon::ExponentialBackoff>,
+    min: Duration,
+    max: Duration,
+}
+
+impl Default for Backoffs {
+    fn default() -> Self {
+        Self::with_limits(MIN_DELAY, MAX_DELAY)
+    }
 }
 
 impl std::fmt::Debug for Backoffs {
@@ -23,19 +30,25 @@ impl std::fmt::Debug for Backoffs {
     }
 }
 
-fn builder() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(MIN_DELAY)
-        .with_max_delay(MAX_DELAY)
-        .with_factor(2.0)
-        .without_max_times()
-}
-
 impl Backoffs {
+    /// Backoff from `min` doubling to `max` (plus jitter).
+    #[must_use]
+    pub fn with_limits(min: Duration, max: Duration) -> Self {
+        Self { per_key: HashMap::new(), min, max }
+    }
+
     /// The delay before the next retry of `key`.
     pub fn next(&mut self, key: &str) -> Duration {
-        self.per_key.entry(key.to_owned()).or_insert_with(|| builder().build()).next().unwrap_or(MAX_DELAY)
+        let (min, max) = (self.min, self.max);
+        let builder = || {
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .with_factor(2.0)
+                .without_max_times()
+        };
+        self.per_key.entry(key.to_owned()).or_insert_with(|| builder().build()).next().unwrap_or(max)
     }
 
     /// Forgets the failures of `key` (backon has no reset: the schedule is rebuilt).

@@ -184,7 +184,8 @@ fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
 /// the stream breaks (engine stopped or restarted); after a reconnect everything is re-planned.
 pub async fn watch_engine(ctx: Arc<Context>, signals: mpsc::Sender<Signal>, mut shutdown: watch::Receiver<bool>) {
     let filter = vec![(labels::MANAGED_BY.to_owned(), labels::MANAGER.to_owned())];
-    let mut backoffs = Backoffs::default();
+    // Reconnect quickly: once the engine is back, everything is re-planned at once.
+    let mut backoffs = Backoffs::with_limits(Duration::from_millis(250), Duration::from_secs(5));
     let mut connected_before = false;
     loop {
         let mut stream = ctx.engine.events(&filter);
