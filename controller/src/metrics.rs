@@ -162,7 +162,25 @@ impl Metrics {
             m.source_errors.clone(),
         );
         registry.register("workqueue_depth", "Services waiting to be reconciled", m.workqueue_depth.clone());
+        for reason in ["git", "validation", "fetch"] {
+            m.source_errors.get_or_create_owned(&ReasonLabels { reason: reason.into() });
+        }
         Self { registry, ..m }
+    }
+
+    /// Creates every series of a service at zero, so `rate()` and `increase()` see its first
+    /// error, action or drift correction (a series born at 1 has no increase to show).
+    pub fn init_service(&self, service: &str) {
+        let s = || service.to_owned();
+        for result in ["success", "error"] {
+            self.reconcile.get_or_create_owned(&ResultLabels { service: s(), result: result.into() });
+        }
+        for action in ["create", "replace", "start", "remove", "pull"] {
+            self.actions.get_or_create_owned(&ActionLabels { service: s(), action: action.into() });
+        }
+        for reason in ["stopped", "removed"] {
+            self.drift.get_or_create_owned(&DriftLabels { service: s(), reason: reason.into() });
+        }
     }
 
     /// One reconcile finished.

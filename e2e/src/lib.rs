@@ -175,6 +175,7 @@ pub struct TestEnv {
     extra_args: Vec<String>,
     /// The port of the controller's HTTP listener.
     pub port: u16,
+    extra_env: Vec<(String, String)>,
 }
 
 impl TestEnv {
@@ -190,7 +191,16 @@ impl TestEnv {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let env = Self { id, stack, dir, controller: None, log: Arc::default(), extra_args: Vec::new(), port };
+        let env = Self {
+            id,
+            stack,
+            dir,
+            controller: None,
+            log: Arc::default(),
+            extra_args: Vec::new(),
+            port,
+            extra_env: Vec::new(),
+        };
         env.git(&["init", "-q", "-b", "main"]);
         std::fs::create_dir_all(env.secrets_dir()).expect("secrets dir");
         env.write_files(files);
@@ -316,6 +326,11 @@ impl TestEnv {
         self.extra_args = args.iter().map(|s| (*s).to_owned()).collect();
     }
 
+    /// An environment variable for the controller process.
+    pub fn with_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.into(), value.into()));
+    }
+
     /// Starts the controller (resync 2 s unless overridden by [`Self::with_args`]).
     pub fn start(&mut self) {
         std::fs::write(self.token_file(), format!("token-{}\n", self.id)).expect("token file");
@@ -326,6 +341,7 @@ impl TestEnv {
         if !self.extra_args.iter().any(|a| a == "--resync") {
             cmd.args(["--resync", "2s"]);
         }
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.extra_args)
             .env("RUST_LOG", "info,meme_controller=debug")
             .stdout(Stdio::null())

@@ -19,13 +19,28 @@ pub struct Service {
     replicas: u32,
     extra: Vec<String>,
     env: Vec<(String, String)>,
+    pull: String,
 }
 
 impl Service {
     /// `name` running `image` (e.g. `meme-demo:v1`), one replica, an httpGet /health check.
     #[must_use]
     pub fn new(name: &str, image: &str) -> Self {
-        Self { name: name.into(), image: image.into(), replicas: 1, extra: Vec::new(), env: Vec::new() }
+        Self {
+            name: name.into(),
+            image: image.into(),
+            replicas: 1,
+            extra: Vec::new(),
+            env: Vec::new(),
+            pull: "Never".into(),
+        }
+    }
+
+    /// The image pull policy (default `Never`: test images are built locally).
+    #[must_use]
+    pub fn pull(mut self, policy: &str) -> Self {
+        self.pull = policy.into();
+        self
     }
 
     /// Replicas.
@@ -62,9 +77,10 @@ impl Service {
         let has_deadline = self.extra.iter().any(|e| e.contains("progressDeadline"));
         let deadline = if has_deadline { "" } else { "  progressDeadline: 30s\n" };
         format!(
-            "apiVersion: memeit.pro/v1alpha1\nkind: Deployment\nmetadata:\n  name: {}\nspec:\n  image: {}\n  imagePullPolicy: Never\n  replicas: {}\n  init: true\n  stopGracePeriod: 2s\n  networks: [internal]\n  labels: {{e2e.memeit.run: \"{{id}}\"}}\n  ports: [{{containerPort: 8080}}]\n{hc}{deadline}  env:\n    - {{name: SERVICE, value: {}}}\n{env}{}",
+            "apiVersion: memeit.pro/v1alpha1\nkind: Deployment\nmetadata:\n  name: {}\nspec:\n  image: {}\n  imagePullPolicy: {}\n  replicas: {}\n  init: true\n  stopGracePeriod: 2s\n  networks: [internal]\n  labels: {{e2e.memeit.run: \"{{id}}\"}}\n  ports: [{{containerPort: 8080}}]\n{hc}{deadline}  env:\n    - {{name: SERVICE, value: {}}}\n{env}{}",
             self.name,
             self.image,
+            self.pull,
             self.replicas,
             self.name,
             self.extra.concat()

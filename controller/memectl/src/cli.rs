@@ -16,10 +16,13 @@ use crate::cmd;
 /// Exit codes, documented in `--help`.
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success (validate: the manifests are valid; wait: the condition is met)
+  0  success (validate: the manifests are valid; wait: the condition is met; diff: no
+     differences)
   1  the check failed or was not met: validate errors, wait timed out or saw Degraded,
-     diff found differences, unknown service, a refused mutation (401/403)
-  2  usage error, or the command could not run (controller unreachable, unreadable files, ...)
+     diff found differences, unknown service, a refused mutation (401/403), a refused
+     rollback (dirty work tree, operation in progress, invalid result)
+  2  usage error, or the command could not run (controller unreachable, unreadable files,
+     unknown revision, Docker unreachable, git push failed, ...)
 A closed stdout pipe (memectl get events | head) counts as success.";
 
 /// kubectl-like control of meme-controller, the GitOps controller for one Docker host.
@@ -90,11 +93,19 @@ enum Command {
     Logs(cmd::logs::Args),
     /// Check a manifests folder offline: every error as file:line:col, exit 1 if any.
     Validate(cmd::validate::Args),
+    /// What differs, per service and field: the manifests at REV against the running
+    /// containers, or (--offline) the manifests at two revisions. Exit 1 when they differ.
+    Diff(cmd::diff::Args),
+    /// The commits that changed the manifests, newest first; the applied one marked.
+    History(cmd::history::Args),
+    /// Roll the manifests back with a new commit: revert the last manifests commit, or restore
+    /// the folder as it was at REV; optionally push it.
+    Rollback(cmd::rollback::Args),
     /// Print a shell completion script (e.g. `memectl completion bash > /etc/bash_completion.d/memectl`).
     Completion(cmd::completion::Args),
 }
 
-/// Output format of `validate`.
+/// Output format of `validate`, `history` and `diff`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// Human-readable text.
@@ -146,6 +157,9 @@ impl Cli {
             Command::Resume(args) => block_on(cmd::resume::run(&args, &global)),
             Command::Wait(args) => block_on(cmd::wait::run(&args, &global)),
             Command::Logs(args) => block_on(cmd::logs::run(&args, &global)),
+            Command::Diff(args) => block_on(cmd::diff::run(&args, &global)),
+            Command::History(args) => block_on(cmd::history::run(&args, &global)),
+            Command::Rollback(args) => block_on(cmd::rollback::run(&args, &global)),
         }
     }
 }

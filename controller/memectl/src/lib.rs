@@ -5,15 +5,20 @@
 //! - [`cli`]: flags, verbs, exit codes (0 success, 1 check failed, 2 could not run).
 //! - [`cmd`]: one module per verb; each fetches what it needs and owns its layout.
 //! - [`client`]: the small HTTP/1.1 client for the controller's API.
+//! - [`repo`]: the repository side (`history`, `rollback`, `diff`): `--repo`/`--path`, git, and
+//!   the manifests committed at a revision; [`changes`]: what differs between two desired
+//!   states, or between the desired state and the running containers, per service and field.
 //! - [`render`], [`table`], [`age`], [`color`]: what tables look like (kubectl's columns, ages
 //!   and, on a terminal, colour). Renderers take "now" as a parameter so tests are deterministic.
 //! - [`output`]: stdout (a closed pipe is success) and the `-o json|yaml` serializations.
 
 pub mod age;
+pub mod changes;
 pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod color;
 pub mod output;
 pub mod render;
+pub mod repo;
 pub mod table;

@@ -139,7 +139,9 @@ async fn ensure_image(ctx: &Context, service: &ResolvedService, step: &Step) -> 
         return Ok(0);
     }
     let started = std::time::Instant::now();
-    ctx.engine.pull_image(image, auth::for_image(image)).await.map_err(|e| engine(step, e))?;
+    let credentials = auth::for_image(image);
+    tracing::debug!(image, credentials = credentials.is_some(), config = ?auth::config_path(), "pulling");
+    ctx.engine.pull_image(image, credentials).await.map_err(|e| engine(step, e))?;
     ctx.events.record(
         EventType::Normal,
         "Pulled",

@@ -364,6 +364,7 @@ fn record_status(
     let name = resolved.service.name().to_owned();
     let restarts = Context::lock(&ctx.restarts).get(&name).copied().unwrap_or(0);
     let updated = u32::try_from(current.len()).unwrap_or(u32::MAX);
+    ctx.metrics.init_service(&name);
     ctx.metrics.replicas(&name, spec.replicas, ready, updated);
     ctx.set_service_status(ServiceStatus {
         conditions: conditions(phase, reason, &message, ready, spec.replicas, error.is_some()),

@@ -292,7 +292,7 @@ pub enum ImagePullPolicy {
     /// Pull only when the engine does not have the image (the default).
     #[default]
     IfNotPresent,
-    /// Pull on every rollout, and replace containers when the tag moved.
+    /// Pull every time a container is created (each rollout, each replica), as Kubernetes does.
     Always,
     /// Never pull; the image must already be on the engine.
     Never,

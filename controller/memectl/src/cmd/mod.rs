@@ -3,10 +3,13 @@
 
 pub mod completion;
 pub mod describe;
+pub mod diff;
 pub mod get;
+pub mod history;
 pub mod logs;
 pub mod reconcile;
 pub mod resume;
+pub mod rollback;
 pub mod status;
 pub mod suspend;
 pub mod validate;
