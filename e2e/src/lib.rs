@@ -357,6 +357,8 @@ impl TestEnv {
             }
         });
         self.controller = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        wait_for("the controller's HTTP listener", Duration::from_secs(20), || http_get(&addr, "/healthz").map(|_| ()));
     }
 
     /// Kills the controller with SIGKILL (no cleanup on its side).
