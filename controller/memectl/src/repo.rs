@@ -28,19 +28,6 @@ pub const SHORT_REVISION: usize = 12;
 /// host, so anything slower is treated as "not reachable" rather than delaying an offline verb.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// Environment variables that would point git somewhere other than `-C <repo>` (as in the
-/// controller's git module).
-pub const SCRUBBED_ENV: &[&str] = &[
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
-];
-
 /// `--repo` and `--path`, shared by the repo-side verbs.
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct RepoArgs {
@@ -269,25 +256,13 @@ impl Git {
         Self { dir: dir.to_path_buf() }
     }
 
-    /// The command, not yet run.
+    /// The command, not yet run (hardened as the controller's own git commands).
     fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(&self.dir).args(args);
-        for var in SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            .env("GIT_LITERAL_PATHSPECS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        meme_controller::source::git::command(&self.dir, args)
     }
 
     /// Runs git to completion, whatever its exit status.

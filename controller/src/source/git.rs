@@ -29,7 +29,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Environment variables that would point git somewhere other than `-C <repo>` (they are set,
 /// for instance, when the controller is started from inside a git hook).
-const SCRUBBED_ENV: &[&str] = &[
+pub const SCRUBBED_ENV: &[&str] = &[
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -42,6 +42,32 @@ const SCRUBBED_ENV: &[&str] = &[
 
 /// Git's mode for a symbolic link; such a blob holds the link target, not file content.
 const SYMLINK_MODE: &str = "120000";
+
+/// A git command in `dir`, hardened: the one place every rule lives (no prompts, C locale,
+/// no optional locks, literal pathspecs, no inherited `GIT_DIR`-style variables, stdin closed,
+/// output captured, killed when dropped). `memectl` builds its git commands here too.
+pub fn command<I, S>(dir: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    for var in SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C")
+        // Reads must never take index.lock (a concurrent `git commit` would fail).
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        // Paths are names, never pathspec magic or globs.
+        .env("GIT_LITERAL_PATHSPECS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
 
 /// Errors from reading a git repository. Messages name the git operation, the repository and
 /// git's own (trimmed) stderr.
@@ -434,28 +460,12 @@ impl GitRepo {
         }
     }
 
-    /// The one place a git command is built: every hardening rule lives here.
     fn command<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(&self.dir).args(args);
-        for var in SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.env("GIT_TERMINAL_PROMPT", "0")
-            .env("LC_ALL", "C")
-            // Reads must never take index.lock (a concurrent `git commit` would fail).
-            .env("GIT_OPTIONAL_LOCKS", "0")
-            // Paths are names, never pathspec magic or globs.
-            .env("GIT_LITERAL_PATHSPECS", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        cmd
+        command(&self.dir, args)
     }
 
     /// Runs a one-shot git command to completion under the timeout.

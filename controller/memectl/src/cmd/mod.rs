@@ -14,3 +14,15 @@ pub mod status;
 pub mod suspend;
 pub mod validate;
 pub mod wait;
+
+use crate::cli::{Global, Outcome};
+
+/// Sends a token-protected mutation (`POST path`) and prints the controller's answer.
+///
+/// # Errors
+/// The token cannot be read, the controller cannot be reached or refuses (exit 1).
+pub(crate) async fn mutate(path: &str, global: &Global) -> anyhow::Result<Outcome> {
+    let message = global.client()?.with_token(global.token()?).post(path).await?;
+    crate::output::print(&format!("{message}\n"))?;
+    Ok(Outcome::Success)
+}

@@ -402,7 +402,7 @@ impl Drop for Undo {
         }
         let mut git = std::process::Command::new("git");
         git.arg("-C").arg(&self.dir).args(&self.args);
-        for var in repo::SCRUBBED_ENV {
+        for var in meme_controller::source::git::SCRUBBED_ENV {
             git.env_remove(var);
         }
         let result = git.env("LC_ALL", "C").stdin(std::process::Stdio::null()).output();
