@@ -103,6 +103,7 @@ impl Args {
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let listen = listener.local_addr().unwrap_or(self.listen);
         let config = Config {
             secrets_dir: self.secrets_dir.clone(),
             concurrency: self.concurrency,
@@ -164,9 +165,9 @@ impl Args {
             resync = ?self.resync,
             "starting"
         );
-        let source_task = tokio::spawn(source.run(triggers, shutdown.clone()));
-        let watch_task =
-            tokio::spawn(crate::source::watcher::run(git_dir, common_dir, triggers_tx.clone(), shutdown.clone()));
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let source_task = tokio::spawn(source.run(triggers, Arc::clone(&changed), shutdown.clone()));
+        let watch_task = tokio::spawn(crate::source::watcher::run(git_dir, common_dir, changed, shutdown.clone()));
         let events_task =
             tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
         let loop_task = tokio::spawn(runtime::controller::run(Arc::clone(&ctx), signals, shutdown.clone()));
@@ -178,7 +179,7 @@ impl Args {
             webhook_secret,
             followed_ref,
         });
-        tracing::info!(listen = %self.listen, mutations = api.token.is_some(), "serving the API");
+        tracing::info!(%listen, mutations = api.token.is_some(), "serving the API");
         let http_task = tokio::spawn(http::serve(listener, http::router(api), shutdown.clone()));
         let _ = signals_tx.send(Signal::Resync).await;
 

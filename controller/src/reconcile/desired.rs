@@ -42,6 +42,17 @@ pub struct DesiredService {
     pub template: ContainerTemplate,
     /// Contents of its `files`, by source path.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The spec hash and field digests last computed, with the secret digests they were computed
+    /// from: every resync resolves every service, and hashing is the bulk of that work.
+    hashes: std::sync::Mutex<Option<Hashes>>,
+}
+
+/// A computed spec hash and field digests, keyed by the secret digests that went into them.
+#[derive(Debug, Clone)]
+struct Hashes {
+    secret_digests: BTreeMap<SecretKeySelector, String>,
+    spec_hash: String,
+    fields: BTreeMap<String, String>,
 }
 
 impl DesiredService {
@@ -182,7 +193,15 @@ impl DesiredState {
                     .iter()
                     .filter_map(|f| Some((f.source.clone(), set.file(&f.source)?.to_vec())))
                     .collect();
-                (name, Arc::new(DesiredService { deployment: d.object.clone(), template, files }))
+                (
+                    name,
+                    Arc::new(DesiredService {
+                        deployment: d.object.clone(),
+                        template,
+                        files,
+                        hashes: std::sync::Mutex::default(),
+                    }),
+                )
             })
             .collect();
         Self { revision: revision.to_owned(), stack, networks, volumes, services }
@@ -208,9 +227,23 @@ impl DesiredState {
             let value = String::from_utf8_lossy(&bytes).trim_end_matches(['\n', '\r']).to_owned();
             secrets.insert(selector.clone(), value);
         }
+        let mut cached = service.hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let hashes = match cached.as_ref() {
+            Some(h) if h.secret_digests == digests => h.clone(),
+            _ => {
+                let h = Hashes {
+                    spec_hash: service.template.spec_hash(&digests),
+                    fields: service.template.field_digests(&digests),
+                    secret_digests: digests,
+                };
+                *cached = Some(h.clone());
+                h
+            }
+        };
+        drop(cached);
         Ok(ResolvedService {
-            spec_hash: service.template.spec_hash(&digests),
-            fields: service.template.field_digests(&digests),
+            spec_hash: hashes.spec_hash,
+            fields: hashes.fields,
             service: Arc::clone(service),
             secrets,
         })

@@ -244,9 +244,13 @@ async fn readiness_of(
         let age = now.duration_since(c.created).unwrap_or_default();
         let rule = &rule;
         let network = network.as_deref();
+        // A container already judged ready keeps its verdict while Docker says it runs: probes
+        // gate new containers. (Probing a container that was just removed would wait out the
+        // probe timeout on an address nobody answers.)
+        let known_ready = ctx.readiness.get(&c.id).is_some_and(|v| v.ready);
         async move {
             if current {
-                readiness::assess(c, rule, age, network, true, &ctx.readiness).await
+                readiness::assess(c, rule, age, network, !known_ready, &ctx.readiness).await
             } else {
                 c.is_running() && ctx.readiness.get(&c.id).is_none_or(|v| v.ready)
             }
@@ -258,7 +262,7 @@ async fn readiness_of(
 fn replicas_of(
     ctx: &Context,
     observed: &[ObservedContainer],
-    _desired_hash: Option<&str>,
+    desired_hash: Option<&str>,
     ready: &[bool],
 ) -> Vec<Replica> {
     let now = SystemTime::now();
@@ -278,7 +282,12 @@ fn replicas_of(
                 age: now.duration_since(c.created).unwrap_or_default(),
                 ready,
                 ever_ready: ready || ctx.readiness.get(&c.id).is_some_and(|v| v.ever_ready),
-                fields: c.label(labels::FIELDS).and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
+                // Only a container to be replaced needs its field digests (to say what changed).
+                fields: c
+                    .label(labels::FIELDS)
+                    .filter(|_| c.label(labels::SPEC_HASH) != desired_hash)
+                    .and_then(|f| serde_json::from_str(f).ok())
+                    .unwrap_or_default(),
             }
         })
         .collect()

@@ -152,9 +152,13 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
 }
 
-/// How soon to look again while a new container is becoming ready: short, so a rollout
-/// proceeds promptly; readiness events (health_status) usually arrive sooner anyway.
+/// How soon to look again while work is under way.
 pub const PROGRESS_POLL: Duration = Duration::from_millis(200);
+/// How soon to look again while a container created moments ago is becoming ready: a rollout
+/// step waits on exactly this, so it is short (a list call and a probe, for a few seconds).
+pub const FRESH_POLL: Duration = Duration::from_millis(50);
+/// A container younger than this is polled at [`FRESH_POLL`].
+pub const FRESH_AGE: Duration = Duration::from_secs(5);
 /// How soon to look again while waiting for dependencies.
 pub const DEPENDENCY_POLL: Duration = Duration::from_secs(1);
 
@@ -409,14 +413,19 @@ fn settle(
             Phase::Progressing,
             "Reconciling",
             steps.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            Some(PROGRESS_POLL),
+            Some(if steps.iter().any(|s| matches!(s.action, Action::Create { .. })) {
+                FRESH_POLL
+            } else {
+                PROGRESS_POLL
+            }),
         )
     } else if !starting.is_empty() {
+        let poll = if starting.iter().any(|r| r.age < FRESH_AGE) { FRESH_POLL } else { PROGRESS_POLL };
         (
             Phase::Progressing,
             "WaitingForReadiness",
             format!("{} container(s) becoming ready", starting.len()),
-            Some(PROGRESS_POLL),
+            Some(poll),
         )
     } else if ready.len() < replicas {
         (Phase::Progressing, "Reconciling", format!("{}/{replicas} ready", ready.len()), Some(PROGRESS_POLL))
@@ -451,7 +460,7 @@ mod tests {
             slot,
             state,
             exit_code: (state == ContainerState::Exited).then_some(137),
-            age: Duration::from_secs(5),
+            age: Duration::from_secs(1),
             ready,
             ever_ready: ready,
             fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
@@ -499,7 +508,11 @@ mod tests {
         obs.push(replica("n1", "b", 1, ContainerState::Running, false));
         let p = plan(Some(&d), &obs, &PlanContext::default());
         assert!(p.steps.is_empty());
-        assert_eq!((p.phase, p.requeue_after), (Phase::Progressing, Some(PROGRESS_POLL)));
+        assert_eq!(
+            (p.phase, p.requeue_after),
+            (Phase::Progressing, Some(FRESH_POLL)),
+            "a fresh container is polled fast"
+        );
         // 3. ready: retire one old
         obs[2].ready = true;
         let p = plan(Some(&d), &obs, &PlanContext::default());

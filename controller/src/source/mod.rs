@@ -116,7 +116,12 @@ impl SourceLoop {
 
     /// Runs until `shutdown`: checks at start, on every trigger and every resync; fetches on
     /// the poll interval (with backoff after failures) and on [`Trigger::Fetch`].
-    pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut triggers: mpsc::Receiver<Trigger>,
+        changed: Arc<tokio::sync::Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut resync = tokio::time::interval(self.config.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let poll = self.config.remote.as_ref().map_or(Duration::from_secs(3600), |r| r.poll);
@@ -132,6 +137,7 @@ impl SourceLoop {
                     }
                     self.check().await;
                 }
+                () = changed.notified() => self.check().await,
                 Some(trigger) = triggers.recv() => {
                     if trigger == Trigger::Fetch && self.config.remote.is_some() {
                         self.fetch().await;
