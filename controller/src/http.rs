@@ -99,7 +99,11 @@ async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 }
 
 async fn status(State(api): State<Arc<Api>>) -> Response {
-    Json(api.ctx.with_status(Clone::clone)).into_response()
+    // Serialized straight from the shared status (no copy of it): readers do not block each other.
+    match api.ctx.with_status(serde_json::to_vec) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 async fn events(State(api): State<Arc<Api>>) -> Response {

@@ -7,7 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use meme_api::status::SyncStatus;
@@ -104,9 +104,10 @@ impl Metrics {
     #[must_use]
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("meme");
-        // 5 ms to ~20 s: a no-op reconcile is milliseconds, a rollout wait is seconds.
+        // A no-op reconcile is milliseconds, a rollout step waits seconds: 8 buckets cover both
+        // (fewer buckets keep /metrics small at 100 services: the histogram is most of its series).
         let duration = Family::<ServiceLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.005, 2.0, 13))
+            Histogram::new([0.005, 0.025, 0.1, 0.5, 1.0, 2.5, 10.0, 30.0])
         });
         let m = Self {
             registry: Registry::default(),
