@@ -26,15 +26,8 @@ use crate::color::Paint;
 use crate::output;
 use crate::repo::{self, Repo, RepoArgs};
 
-/// The labels the controller puts on its containers (see the controller's `docker/labels.rs`).
-mod labels {
-    pub const MANAGED_BY: &str = "pro.memeit.managed-by";
-    pub const MANAGER: &str = "meme-controller";
-    pub const STACK: &str = "pro.memeit.stack";
-    pub const SERVICE: &str = "pro.memeit.service";
-    pub const SPEC_HASH: &str = "pro.memeit.spec-hash";
-    pub const FIELDS: &str = "pro.memeit.fields";
-}
+// The labels the controller puts on what it owns.
+use meme_controller::docker::labels;
 
 /// Flags of `diff`.
 #[derive(Debug, clap::Args)]

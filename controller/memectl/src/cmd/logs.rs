@@ -16,13 +16,8 @@ use futures_util::stream::{self, BoxStream, StreamExt as _};
 use crate::cli::{CheckError, Global, Outcome};
 use crate::render;
 
-/// The labels the controller puts on what it owns (see the controller's `docker/labels.rs`).
-mod labels {
-    pub const MANAGED_BY: &str = "pro.memeit.managed-by";
-    pub const MANAGER: &str = "meme-controller";
-    pub const STACK: &str = "pro.memeit.stack";
-    pub const SERVICE: &str = "pro.memeit.service";
-}
+// The labels the controller puts on what it owns.
+use meme_controller::docker::labels;
 
 /// Flags of `logs`.
 #[derive(Debug, clap::Args)]
