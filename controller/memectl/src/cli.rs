@@ -101,6 +101,9 @@ enum Command {
     /// Roll the manifests back with a new commit: revert the last manifests commit, or restore
     /// the folder as it was at REV; optionally push it.
     Rollback(cmd::rollback::Args),
+    /// Convert a docker-compose file into manifests (a Stack and one Deployment per service),
+    /// validated, with a warning for everything that cannot be imported.
+    Import(cmd::import::Args),
     /// Print a shell completion script (e.g. `memectl completion bash > /etc/bash_completion.d/memectl`).
     Completion(cmd::completion::Args),
 }
@@ -149,6 +152,7 @@ impl Cli {
         match command {
             Command::Validate(args) => cmd::validate::run(&args),
             Command::Completion(args) => cmd::completion::run(&args),
+            Command::Import(args) => cmd::import::run(&args),
             Command::Status(args) => block_on(cmd::status::run(&args, &global)),
             Command::Get(args) => block_on(cmd::get::run(&args, &global)),
             Command::Describe(args) => block_on(cmd::describe::run(&args, &global)),

@@ -6,6 +6,7 @@ pub mod describe;
 pub mod diff;
 pub mod get;
 pub mod history;
+pub mod import;
 pub mod logs;
 pub mod reconcile;
 pub mod resume;
