@@ -347,7 +347,7 @@ fn deserialize_all<T: DeserializeOwned>(text: &str, source: &SourceDoc) -> (Opti
     let mut diagnostics = Vec::new();
     let mut cut: Vec<String> = Vec::new();
     for _ in 0..MAX_REPAIRS {
-        let error = match serde_saphyr::from_str_with_options::<T>(&text, options()) {
+        let error = match serde_saphyr::from_str_with_options::<T>(&text, yaml_options()) {
             Ok(value) => return (Some(value), diagnostics, cut),
             Err(e) => e,
         };
@@ -396,9 +396,11 @@ fn blank(text: &mut String, start: usize, end: usize) -> bool {
     true
 }
 
-/// Budget against alias bombs and deep nesting: manifests are small, so generous limits
-/// still stop a hostile document long before it costs memory.
-fn options() -> serde_saphyr::Options {
+/// Parser options for manifests (and other small config YAML read the same way): strict YAML
+/// 1.2 booleans and a budget against alias bombs and deep nesting: manifests are small, so
+/// generous limits still stop a hostile document long before it costs memory.
+#[must_use]
+pub fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         strict_booleans: true,
         with_snippet: false,

@@ -323,18 +323,11 @@ fn parse_compose(text: &str, shown: &str) -> anyhow::Result<ComposeDoc> {
         );
     }
     let doc = docs.remove(0);
-    let options = serde_saphyr::options! {
-        strict_booleans: true,
-        leading_zero_numbers_as_strings: true,
-        underscored_numbers_as_strings: true,
-        with_snippet: false,
-        budget: serde_saphyr::budget! {
-            max_depth: 64,
-            max_events: 1_000_000,
-            max_aliases: 1_000,
-            max_anchors: 1_000,
-        },
-    };
+    // The manifests' options (strict booleans, alias-bomb budget), with numbers kept as text
+    // where compose would: `0755`, `1_000`.
+    let mut options = meme_api::load::yaml_options();
+    options.leading_zero_numbers_as_strings = true;
+    options.underscored_numbers_as_strings = true;
     let root: Node = serde_saphyr::from_str_with_options(&doc.text, options).map_err(|e| {
         let raw = e.to_string();
         let first = raw.lines().next().unwrap_or_default();
