@@ -234,6 +234,11 @@ impl SourceLoop {
             s.stack = Some(set.stack.object.metadata.name.clone());
             s.source.error = None;
             s.applied = Some(tip);
+            // Until the loop has looked at every service, the new revision is not Synced: a
+            // `memectl wait --revision` must not see the old Synced beside the new revision.
+            if !s.suspended {
+                s.sync_status = meme_api::status::SyncStatus::Progressing;
+            }
         });
         self.ctx.events.record(
             EventType::Normal,
