@@ -14,9 +14,9 @@ use crate::docker::Engine;
 use crate::docker::bollard::BollardEngine;
 use crate::http::{self, Api};
 use crate::runtime::{self, Signal};
-use crate::source::git::GitRepo;
 use crate::source::{Remote, SourceConfig, SourceLoop, Trigger};
 use crate::telemetry::{self, LogFormat};
+use meme_git::GitRepo;
 
 /// Signals queued between the source, the event watcher and the loop; the loop drains them
 /// quickly, so a small buffer only smooths bursts of Docker events.

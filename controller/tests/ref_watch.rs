@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meme_controller::source::git::GitRepo;
+use meme_git::GitRepo;
 use tokio::sync::{Notify, watch};
 
 fn git(dir: &Path, args: &[&str]) {

@@ -1,9 +1,10 @@
 //! The `memeit.pro/v1alpha1` manifest API shared by the controller and `memectl`: the kinds
 //! ([`v1alpha1`]), loading a manifests folder ([`load`]), the semantic rules ([`validate`]),
-//! compiler-style [`diagnostic`]s, Docker [`reference`]s, and the container [`template`] with
-//! its spec hash. No async runtime and no Docker client live here.
+//! compiler-style [`diagnostic`]s, Docker [`reference`]s, the container [`template`] with
+//! its spec hash, and the Docker [`labels`] that mark what the controller owns. No async runtime and no Docker client live here.
 
 pub mod diagnostic;
+pub mod labels;
 pub mod load;
 pub mod names;
 pub mod position;

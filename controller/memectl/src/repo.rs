@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use meme_api::ManifestTree;
 use meme_api::status::ControllerStatus;
-use meme_controller::source::git::{Commit, GitError, GitRepo};
+use meme_git::{Commit, GitError, GitRepo};
 use tokio::process::Command;
 
 use crate::cli::Global;
@@ -262,7 +262,7 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        meme_controller::source::git::command(&self.dir, args)
+        meme_git::command(&self.dir, args)
     }
 
     /// Runs git to completion, whatever its exit status.

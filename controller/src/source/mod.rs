@@ -3,7 +3,6 @@
 //! a new revision, and puts it in force only when it is valid; an invalid tip leaves the last
 //! good revision running and is reported with file:line:col.
 
-pub mod git;
 pub mod watcher;
 
 use std::path::PathBuf;
@@ -17,7 +16,7 @@ use crate::context::Context;
 use crate::events::EventType;
 use crate::reconcile::desired::DesiredState;
 use crate::runtime::Signal;
-use git::GitRepo;
+use meme_git::GitRepo;
 
 /// What the source is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

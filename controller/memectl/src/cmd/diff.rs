@@ -27,7 +27,7 @@ use crate::output;
 use crate::repo::{self, Repo, RepoArgs};
 
 // The labels the controller puts on what it owns.
-use meme_controller::docker::labels;
+use meme_api::labels;
 
 /// Flags of `diff`.
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use meme_api::status::ControllerStatus;
-use meme_controller::source::git::Commit;
+use meme_git::Commit;
 use serde::Serialize;
 
 use crate::age;

@@ -17,7 +17,7 @@ use crate::cli::{CheckError, Global, Outcome};
 use crate::render;
 
 // The labels the controller puts on what it owns.
-use meme_controller::docker::labels;
+use meme_api::labels;
 
 /// Flags of `logs`.
 #[derive(Debug, clap::Args)]

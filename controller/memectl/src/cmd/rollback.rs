@@ -400,12 +400,7 @@ impl Drop for Undo {
         if !self.armed {
             return;
         }
-        let mut git = std::process::Command::new("git");
-        git.arg("-C").arg(&self.dir).args(&self.args);
-        for var in meme_controller::source::git::SCRUBBED_ENV {
-            git.env_remove(var);
-        }
-        let result = git.env("LC_ALL", "C").stdin(std::process::Stdio::null()).output();
+        let result = meme_git::std_command(&self.dir, &self.args).output();
         match result {
             Ok(out) if out.status.success() => {}
             Ok(out) => eprintln!(

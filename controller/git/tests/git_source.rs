@@ -1,4 +1,4 @@
-//! `meme_controller::source::git` against real git repositories in temporary directories.
+//! `meme_git` against real git repositories in temporary directories.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meme_api::load::MAX_FILE_BYTES;
-use meme_controller::source::git::{GitError, GitRepo};
+use meme_git::{GitError, GitRepo};
 use tempfile::TempDir;
 
 const STAGING: &str = "manifests/staging";

@@ -1,13 +1,15 @@
-//! Owns reading committed manifests from a git repository through the git CLI: resolving refs to
-//! commits, commit metadata, tree ids for change detection, and the files of a folder as committed
-//! at a revision — read from git objects, never from the work tree or the index.
+//! meme-git: reads committed manifests from a git repository through the git CLI — resolving
+//! refs to commits, commit metadata, tree ids for change detection, and the files of a folder as
+//! committed at a revision, read from git objects, never from the work tree or the index. Its own
+//! crate so that the controller and memectl share one reader (and memectl does not link the
+//! daemon's HTTP server, file watcher and metrics).
 //!
-//! Every invocation goes through one hardened command builder ([`GitRepo::command`]): `git -C
-//! <repo>`, no terminal prompts, `LC_ALL=C`, no optional locks, literal pathspecs, repository
-//! location variables (`GIT_DIR`, …) scrubbed from the environment, stdin closed, killed when
-//! dropped, bounded by a timeout, and `--end-of-options`/`--` before anything a user supplied.
-//! Blob contents come from one long-lived `git cat-file --batch` child per repository, spawned
-//! lazily, shared behind a mutex and respawned when it dies, times out or gets out of step.
+//! Every invocation goes through one hardened command builder ([`command`], [`std_command`]):
+//! `git -C <repo>`, no terminal prompts, `LC_ALL=C`, no optional locks, literal pathspecs,
+//! repository location variables (`GIT_DIR`, …) scrubbed from the environment, stdin closed,
+//! killed when dropped, bounded by a timeout, and `--end-of-options`/`--` before anything a user
+//! supplied. Blob contents come from one long-lived `git cat-file --batch` child per repository,
+//! spawned lazily, shared behind a mutex and respawned when it dies, times out or gets out of step.
 //!
 //! Needs git 2.31 or newer (`rev-parse --end-of-options`, `--path-format=absolute`).
 
@@ -51,7 +53,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = Command::new("git");
+    let mut cmd = Command::from(std_command(dir, args));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// [`command`] as a blocking [`std::process::Command`], for the places that cannot await (a
+/// destructor undoing a half-done `memectl rollback`). Same hardening; not killed on drop, since
+/// a blocking caller waits for it anyway.
+pub fn std_command<I, S>(dir: &Path, args: I) -> std::process::Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = std::process::Command::new("git");
     cmd.arg("-C").arg(dir).args(args);
     for var in SCRUBBED_ENV {
         cmd.env_remove(var);
@@ -64,8 +79,7 @@ where
         .env("GIT_LITERAL_PATHSPECS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     cmd
 }
 
