@@ -200,6 +200,107 @@ impl ContainerTemplate {
     }
 }
 
+/// The parts of a [`ContainerTemplate`]: the one list that field digests, change descriptions
+/// and memectl's offline and online diffs all go through. Each consumer matches on every
+/// variant (no wildcard), so a new field does not compile until each says what it does with it,
+/// and a test checks that every serialized field of the template is listed here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TemplateField {
+    /// `stack`: identity (part of every name), not a digest.
+    Stack,
+    /// `service`: identity (part of every name), not a digest.
+    Service,
+    /// `image`.
+    Image,
+    /// `command`.
+    Command,
+    /// `args`.
+    Args,
+    /// `env`, per variable: `env.<NAME>`.
+    Env,
+    /// `ports`.
+    Ports,
+    /// `volumeMounts`.
+    VolumeMounts,
+    /// `networks`.
+    Networks,
+    /// `healthCheck`.
+    HealthCheck,
+    /// `resources`.
+    Resources,
+    /// `user`.
+    User,
+    /// `init`.
+    Init,
+    /// `readOnlyRootFilesystem`.
+    ReadOnlyRootFilesystem,
+    /// `stopGracePeriodMs`, shown and recorded as `stopGracePeriod`.
+    StopGracePeriod,
+    /// `files`, per path in the container: `file.<path>` (the key is singular, as recorded).
+    Files,
+    /// `labels` (the container labels the manifest sets).
+    Labels,
+}
+
+impl TemplateField {
+    /// Every field, in the order diffs list them.
+    pub const ALL: [Self; 17] = [
+        Self::Stack,
+        Self::Service,
+        Self::Image,
+        Self::Command,
+        Self::Args,
+        Self::Env,
+        Self::Ports,
+        Self::VolumeMounts,
+        Self::Networks,
+        Self::HealthCheck,
+        Self::Resources,
+        Self::User,
+        Self::Init,
+        Self::ReadOnlyRootFilesystem,
+        Self::StopGracePeriod,
+        Self::Files,
+        Self::Labels,
+    ];
+
+    /// The field's name in the serialized template (the spec hash input).
+    #[must_use]
+    pub const fn serialized_name(self) -> &'static str {
+        match self {
+            Self::StopGracePeriod => "stopGracePeriodMs",
+            Self::Files => "files",
+            other => other.key(),
+        }
+    }
+
+    /// The key of the field in field digests and diffs (recorded on containers in the
+    /// `pro.memeit.fields` label, so these names must stay stable). Per-item fields use it as
+    /// a prefix: `env.LOG_LEVEL`, `file./etc/app.ini`.
+    #[must_use]
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::Stack => "stack",
+            Self::Service => "service",
+            Self::Image => "image",
+            Self::Command => "command",
+            Self::Args => "args",
+            Self::Env => "env",
+            Self::Ports => "ports",
+            Self::VolumeMounts => "volumeMounts",
+            Self::Networks => "networks",
+            Self::HealthCheck => "healthCheck",
+            Self::Resources => "resources",
+            Self::User => "user",
+            Self::Init => "init",
+            Self::ReadOnlyRootFilesystem => "readOnlyRootFilesystem",
+            Self::StopGracePeriod => "stopGracePeriod",
+            Self::Files => "file",
+            Self::Labels => "labels",
+        }
+    }
+}
+
 impl ContainerTemplate {
     /// A short digest per part of the template (`image`, `env.LOG_LEVEL`, `file./etc/x`,
     /// `ports`, ...), recorded on containers so that a replacement can say what changed
@@ -212,32 +313,44 @@ impl ContainerTemplate {
             hex(&Sha256::digest(&bytes)[..4])
         }
         let mut out = BTreeMap::new();
-        out.insert("image".to_owned(), self.image.clone());
-        for (name, value) in &self.env {
-            let digest = match value {
-                EnvValue::Literal(v) => short(v),
-                EnvValue::Secret(r) => short(&(r, secret_digests.get(r))),
+        for field in TemplateField::ALL {
+            let key = field.key();
+            let digest = match field {
+                // Identity: a container of another stack or service is another container.
+                TemplateField::Stack | TemplateField::Service => continue,
+                // The reference itself, so a replacement can say `image a -> b`.
+                TemplateField::Image => self.image.clone(),
+                TemplateField::Env => {
+                    for (name, value) in &self.env {
+                        let digest = match value {
+                            EnvValue::Literal(v) => short(v),
+                            EnvValue::Secret(r) => short(&(r, secret_digests.get(r))),
+                        };
+                        out.insert(format!("{key}.{name}"), digest);
+                    }
+                    continue;
+                }
+                TemplateField::Files => {
+                    for f in &self.files {
+                        out.insert(format!("{key}.{}", f.path), short(&(f.mode, &f.sha256)));
+                    }
+                    continue;
+                }
+                TemplateField::Command => short(&self.command),
+                TemplateField::Args => short(&self.args),
+                TemplateField::Ports => short(&self.ports),
+                TemplateField::VolumeMounts => short(&self.volume_mounts),
+                TemplateField::Networks => short(&self.networks),
+                TemplateField::HealthCheck => short(&self.health_check),
+                TemplateField::Resources => short(&self.resources),
+                TemplateField::User => short(&self.user),
+                TemplateField::Init => short(&self.init),
+                TemplateField::ReadOnlyRootFilesystem => short(&self.read_only_root_filesystem),
+                TemplateField::StopGracePeriod => short(&self.stop_grace_period_ms),
+                TemplateField::Labels => short(&self.labels),
             };
-            out.insert(format!("env.{name}"), digest);
+            out.insert(key.to_owned(), digest);
         }
-        for f in &self.files {
-            out.insert(format!("file.{}", f.path), short(&(f.mode, &f.sha256)));
-        }
-        let parts: [(&str, String); 11] = [
-            ("command", short(&self.command)),
-            ("args", short(&self.args)),
-            ("ports", short(&self.ports)),
-            ("volumeMounts", short(&self.volume_mounts)),
-            ("networks", short(&self.networks)),
-            ("healthCheck", short(&self.health_check)),
-            ("resources", short(&self.resources)),
-            ("user", short(&self.user)),
-            ("init", short(&self.init)),
-            ("readOnlyRootFilesystem", short(&self.read_only_root_filesystem)),
-            ("stopGracePeriod", short(&self.stop_grace_period_ms)),
-        ];
-        out.extend(parts.into_iter().map(|(k, v)| (k.to_owned(), v)));
-        out.insert("labels".to_owned(), short(&self.labels));
         out
     }
 }
@@ -246,25 +359,25 @@ impl ContainerTemplate {
 /// `image a -> b, env LOG_LEVEL changed, file /etc/x changed`.
 #[must_use]
 pub fn describe_change(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> String {
+    let image = TemplateField::Image.key();
     let mut parts = Vec::new();
-    if old.get("image") != new.get("image") {
+    if old.get(image) != new.get(image) {
         parts.push(format!(
             "image {} -> {}",
-            old.get("image").map_or("?", String::as_str),
-            new.get("image").map_or("?", String::as_str)
+            old.get(image).map_or("?", String::as_str),
+            new.get(image).map_or("?", String::as_str)
         ));
     }
-    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).filter(|k| *k != "image").collect();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).filter(|k| *k != image).collect();
     for key in keys {
         let (a, b) = (old.get(key), new.get(key));
         if a == b {
             continue;
         }
-        let (kind, name) = key.split_once('.').unwrap_or((key.as_str(), ""));
-        let what = match kind {
-            "env" => format!("env {name}"),
-            "file" => format!("file {name}"),
-            _ => kind.to_owned(),
+        // Per-item keys (`env.NAME`, `file./path`) read `env NAME`; the others by their key.
+        let what = match key.split_once('.') {
+            Some((kind, name)) => format!("{kind} {name}"),
+            None => key.clone(),
         };
         let verb = match (a, b) {
             (None, Some(_)) => "added",
@@ -290,4 +403,73 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::ManifestTree;
+
+    fn template() -> ContainerTemplate {
+        let tree = ManifestTree::new("t")
+            .with_file("stack.yaml", "apiVersion: memeit.pro/v1alpha1\nkind: Stack\nmetadata: {name: s}\n")
+            .with_file(
+                "web.yaml",
+                "apiVersion: memeit.pro/v1alpha1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  image: app:1\n  \
+                 env: [{name: A, value: x}]\n  files: [{path: /etc/a.conf, source: a.conf}]\n",
+            )
+            .with_file("a.conf", "a\n");
+        let set = crate::load(&tree).unwrap_or_else(|d| panic!("{d}"));
+        ContainerTemplate::all(&set).remove("web").unwrap()
+    }
+
+    /// A field added to the template without a place in [`TemplateField`] would be hashed but
+    /// missing from digests and diffs: this fails until it is listed.
+    #[test]
+    fn every_serialized_field_should_be_a_template_field() {
+        let json = serde_json::to_value(template()).unwrap();
+        let serialized: BTreeSet<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let listed: BTreeSet<&str> = TemplateField::ALL.iter().map(|f| f.serialized_name()).collect();
+        assert_eq!(serialized, listed);
+        assert_eq!(listed.len(), TemplateField::ALL.len(), "a field is listed twice");
+        let keys: BTreeSet<&str> = TemplateField::ALL.iter().map(|f| f.key()).collect();
+        assert_eq!(keys.len(), TemplateField::ALL.len(), "two fields share a digest key");
+    }
+
+    #[test]
+    fn digests_should_be_keyed_by_the_field_keys() {
+        let digests = template().field_digests(&BTreeMap::new());
+        let keys: Vec<&str> = digests.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "args",
+                "command",
+                "env.A",
+                "file./etc/a.conf",
+                "healthCheck",
+                "image",
+                "init",
+                "labels",
+                "networks",
+                "ports",
+                "readOnlyRootFilesystem",
+                "resources",
+                "stopGracePeriod",
+                "user",
+                "volumeMounts"
+            ]
+        );
+        let mut changed = digests.clone();
+        changed.insert("env.A".into(), "0".into());
+        changed.insert("file./etc/a.conf".into(), "0".into());
+        changed.insert("image".into(), "app:2".into());
+        changed.insert("stopGracePeriod".into(), "0".into());
+        assert_eq!(
+            describe_change(&digests, &changed),
+            "image app:1 -> app:2, env A changed, file /etc/a.conf changed, stopGracePeriod changed"
+        );
+    }
 }

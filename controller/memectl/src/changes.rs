@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use meme_api::template::{EnvValue, TemplateFile, describe_change, secret_digest};
+use meme_api::template::{EnvValue, TemplateField, TemplateFile, describe_change, secret_digest};
 use meme_api::v1alpha1::{ContainerPort, Deployment, HealthCheck, Resources, VolumeMount};
 use meme_api::{ContainerTemplate, ManifestSet};
 use serde::Serialize;
@@ -184,65 +184,58 @@ pub fn compare_templates(
     db: &Deployment,
 ) -> Vec<Change> {
     let mut out = Vec::new();
-    push_value(&mut out, "image", "image", a.image.clone(), b.image.clone());
-    push_value(&mut out, "replicas", "replicas", da.spec.replicas.to_string(), db.spec.replicas.to_string());
-    push_value(&mut out, "command", "command", argv(a.command.as_ref()), argv(b.command.as_ref()));
-    push_value(&mut out, "args", "args", argv(a.args.as_ref()), argv(b.args.as_ref()));
-    let env_names: BTreeSet<&String> = a.env.keys().chain(b.env.keys()).collect();
-    for name in env_names {
-        let shown = |v: Option<&EnvValue>| v.map_or_else(|| NONE.to_owned(), env_offline);
-        push_value(
-            &mut out,
-            format!("env.{name}"),
-            &format!("env {name}"),
-            shown(a.env.get(name)),
-            shown(b.env.get(name)),
-        );
-    }
-    push_value(&mut out, "ports", "ports", list(a.ports.iter().map(port)), list(b.ports.iter().map(port)));
-    push_value(
-        &mut out,
-        "volumeMounts",
-        "volumeMounts",
-        list(a.volume_mounts.iter().map(mount)),
-        list(b.volume_mounts.iter().map(mount)),
-    );
-    push_value(&mut out, "networks", "networks", list(a.networks.iter().cloned()), list(b.networks.iter().cloned()));
-    push_value(
-        &mut out,
-        "healthCheck",
-        "healthCheck",
-        health(a.health_check.as_ref()),
-        health(b.health_check.as_ref()),
-    );
-    push_value(&mut out, "resources", "resources", resources(a.resources.as_ref()), resources(b.resources.as_ref()));
-    push_value(&mut out, "user", "user", opt(a.user.as_deref()), opt(b.user.as_deref()));
-    push_value(&mut out, "init", "init", a.init.to_string(), b.init.to_string());
-    push_value(
-        &mut out,
-        "readOnlyRootFilesystem",
-        "readOnlyRootFilesystem",
-        a.read_only_root_filesystem.to_string(),
-        b.read_only_root_filesystem.to_string(),
-    );
-    push_value(
-        &mut out,
-        "stopGracePeriod",
-        "stopGracePeriod",
-        millis(a.stop_grace_period_ms),
-        millis(b.stop_grace_period_ms),
-    );
-    compare_files(&mut out, &a.files, &b.files);
-    let label_keys: BTreeSet<&String> = a.labels.keys().chain(b.labels.keys()).collect();
-    for key in label_keys {
-        let shown = |v: Option<&String>| v.map_or_else(|| NONE.to_owned(), |v| quoted(v));
-        push_value(
-            &mut out,
-            format!("labels.{key}"),
-            &format!("label {key}"),
-            shown(a.labels.get(key)),
-            shown(b.labels.get(key)),
-        );
+    for field in TemplateField::ALL {
+        let key = field.key();
+        let (from, to) = match field {
+            // Identity: services are paired by name, and the stack name is a stack change.
+            TemplateField::Stack | TemplateField::Service => continue,
+            TemplateField::Image => {
+                push_value(&mut out, key, key, a.image.clone(), b.image.clone());
+                // Replicas are not in the template, but read best next to the image: the two
+                // things a deploy usually changes.
+                let (ra, rb) = (da.spec.replicas.to_string(), db.spec.replicas.to_string());
+                push_value(&mut out, "replicas", "replicas", ra, rb);
+                continue;
+            }
+            TemplateField::Env => {
+                let names: BTreeSet<&String> = a.env.keys().chain(b.env.keys()).collect();
+                for name in names {
+                    let shown = |v: Option<&EnvValue>| v.map_or_else(|| NONE.to_owned(), env_offline);
+                    let (from, to) = (shown(a.env.get(name)), shown(b.env.get(name)));
+                    push_value(&mut out, format!("{key}.{name}"), &format!("{key} {name}"), from, to);
+                }
+                continue;
+            }
+            TemplateField::Files => {
+                compare_files(&mut out, &a.files, &b.files);
+                continue;
+            }
+            TemplateField::Labels => {
+                let label_keys: BTreeSet<&String> = a.labels.keys().chain(b.labels.keys()).collect();
+                for label in label_keys {
+                    let shown = |v: Option<&String>| v.map_or_else(|| NONE.to_owned(), |v| quoted(v));
+                    let (from, to) = (shown(a.labels.get(label)), shown(b.labels.get(label)));
+                    push_value(&mut out, format!("{key}.{label}"), &format!("label {label}"), from, to);
+                }
+                continue;
+            }
+            TemplateField::Command => (argv(a.command.as_ref()), argv(b.command.as_ref())),
+            TemplateField::Args => (argv(a.args.as_ref()), argv(b.args.as_ref())),
+            TemplateField::Ports => (list(a.ports.iter().map(port)), list(b.ports.iter().map(port))),
+            TemplateField::VolumeMounts => {
+                (list(a.volume_mounts.iter().map(mount)), list(b.volume_mounts.iter().map(mount)))
+            }
+            TemplateField::Networks => (list(a.networks.iter().cloned()), list(b.networks.iter().cloned())),
+            TemplateField::HealthCheck => (health(a.health_check.as_ref()), health(b.health_check.as_ref())),
+            TemplateField::Resources => (resources(a.resources.as_ref()), resources(b.resources.as_ref())),
+            TemplateField::User => (opt(a.user.as_deref()), opt(b.user.as_deref())),
+            TemplateField::Init => (a.init.to_string(), b.init.to_string()),
+            TemplateField::ReadOnlyRootFilesystem => {
+                (a.read_only_root_filesystem.to_string(), b.read_only_root_filesystem.to_string())
+            }
+            TemplateField::StopGracePeriod => (millis(a.stop_grace_period_ms), millis(b.stop_grace_period_ms)),
+        };
+        push_value(&mut out, key, key, from, to);
     }
     let (sa, sb) = (&da.spec, &db.spec);
     push_value(&mut out, "strategy", "strategy", format!("{:?}", sa.strategy.kind), format!("{:?}", sb.strategy.kind));
@@ -285,7 +278,7 @@ fn compare_files(out: &mut Vec<Change>, a: &[TemplateFile], b: &[TemplateFile]) 
     let (a, b) = (by_path(a), by_path(b));
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     for path in paths {
-        let field = format!("file.{path}");
+        let field = format!("{}.{path}", TemplateField::Files.key());
         match (a.get(path), b.get(path)) {
             (Some(x), Some(y)) => {
                 if x.sha256 != y.sha256 {
@@ -469,8 +462,9 @@ pub fn compare_running(desired: &Desired<'_>, running: &[Running]) -> (Vec<Chang
         push(&mut changes, Change::values("replicas", "replicas", count.to_string(), desired.replicas.to_string()));
     }
     for c in running {
+        let image = TemplateField::Image.key();
         if c.image != t.image {
-            push(&mut changes, Change::values("image", "image", c.image.clone(), t.image.clone()));
+            push(&mut changes, Change::values(image, image, c.image.clone(), t.image.clone()));
         }
         let Some(old) = &c.fields else {
             note(&mut notes, format!("container {} records no field digests; compared its spec hash only", c.name));
@@ -482,13 +476,14 @@ pub fn compare_running(desired: &Desired<'_>, running: &[Running]) -> (Vec<Chang
             continue;
         };
         let before = changes.len();
-        let keys: BTreeSet<&String> = old.keys().chain(desired.fields.keys()).filter(|k| *k != "image").collect();
+        // The image is compared above by reference; every other field by its recorded digest.
+        let keys: BTreeSet<&String> = old.keys().chain(desired.fields.keys()).filter(|k| *k != image).collect();
         for key in keys {
             let (was, want) = (old.get(key), desired.fields.get(key));
             if was == want {
                 continue;
             }
-            if let Some(name) = key.strip_prefix("env.") {
+            if let Some(name) = key.strip_prefix(TemplateField::Env.key()).and_then(|k| k.strip_prefix('.')) {
                 if let Some(change) = env_change(desired, c, name, was, &mut notes) {
                     push(&mut changes, change);
                 }
