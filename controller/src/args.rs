@@ -170,7 +170,12 @@ impl Args {
         let watch_task = tokio::spawn(crate::source::watcher::run(git_dir, common_dir, changed, shutdown.clone()));
         let events_task =
             tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
-        let loop_task = tokio::spawn(runtime::controller::run(Arc::clone(&ctx), signals, shutdown.clone()));
+        let loop_task = tokio::spawn(runtime::controller::run(
+            Arc::clone(&ctx),
+            runtime::controller::reconcile_service(),
+            signals,
+            shutdown.clone(),
+        ));
         let api = Arc::new(Api {
             ctx: Arc::clone(&ctx),
             token,

@@ -1,9 +1,13 @@
 //! The Docker engine as the controller sees it: one narrow trait, [`Engine`], and the plain
 //! data it speaks. [`bollard::BollardEngine`] is the only implementation that talks to a
 //! socket; everything else (planner, runtime, tests of them) depends on the trait alone.
+//! [`fake::FakeEngine`] (feature `fake-engine`, on for this crate's tests) is the in-memory one
+//! the tests drive.
 
 pub mod auth;
 pub mod bollard;
+#[cfg(any(test, feature = "fake-engine"))]
+pub mod fake;
 pub mod labels;
 
 use std::collections::BTreeMap;
@@ -13,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
 
-/// Errors from the engine, classified so callers can tell "gone" from "try again".
-#[derive(Debug, thiserror::Error)]
+/// Errors from the engine, classified so callers can tell "gone" from "try again". Clone, so a
+/// test engine can script the same error for many calls.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum EngineError {
     /// The object does not exist (HTTP 404).
     #[error("{what} not found")]

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::context::Context;
-use crate::docker::labels;
+use crate::docker::{BoxFuture, labels};
 use crate::events::EventType;
 use crate::reconcile::plan::Phase;
 use crate::reconcile::{self, Next, Outcome, ReconcileError};
@@ -27,8 +27,27 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 type Finished = (String, String, Result<Outcome, ReconcileError>, Duration);
 
-/// Runs the loop until `shutdown` turns true. Containers are left running.
-pub async fn run(ctx: Arc<Context>, mut signals: mpsc::Receiver<Signal>, mut shutdown: watch::Receiver<bool>) {
+/// What the loop runs for one service, given the service and the trigger's name:
+/// [`reconcile_service`] in the binary; tests wrap or replace it.
+pub type ReconcileFn =
+    Arc<dyn Fn(Arc<Context>, String, String) -> BoxFuture<'static, Result<Outcome, ReconcileError>> + Send + Sync>;
+
+/// [`reconcile::reconcile_service`] as a [`ReconcileFn`].
+#[must_use]
+pub fn reconcile_service() -> ReconcileFn {
+    Arc::new(|ctx, service, trigger| {
+        Box::pin(async move { reconcile::reconcile_service(&ctx, &service, &trigger).await })
+    })
+}
+
+/// Runs the loop until `shutdown` turns true, reconciling services with `reconcile`.
+/// Containers are left running.
+pub async fn run(
+    ctx: Arc<Context>,
+    reconcile: ReconcileFn,
+    mut signals: mpsc::Receiver<Signal>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut queue = WorkQueue::default();
     let mut backoffs = Backoffs::default();
     let mut tasks: JoinSet<Finished> = JoinSet::new();
@@ -37,10 +56,10 @@ pub async fn run(ctx: Arc<Context>, mut signals: mpsc::Receiver<Signal>, mut shu
     loop {
         while tasks.len() < ctx.config.concurrency.max(1) && !ctx.is_suspended() {
             let Some((service, trigger)) = queue.take() else { break };
-            let ctx = Arc::clone(&ctx);
+            let run = reconcile(Arc::clone(&ctx), service.clone(), trigger.clone());
             tasks.spawn(async move {
                 let started = Instant::now();
-                let result = reconcile::reconcile_service(&ctx, &service, &trigger).await;
+                let result = run.await;
                 (service, trigger, result, started.elapsed())
             });
         }
