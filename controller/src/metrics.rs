@@ -1,4 +1,4 @@
-//! The controller's Prometheus metrics (every name of DESIGN.md, prefix `meme_`), with bounded
+//! The controller's Prometheus metrics (every `meme_*` series the README lists), with bounded
 //! labels only (service names, fixed results, actions and reasons: never error strings or
 //! container ids), and their exposition: OpenMetrics when the scraper asks for it, else the
 //! classic text format made `promtool check metrics` clean.
@@ -72,9 +72,23 @@ pub struct StatusLabels {
 /// `{reason}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    /// `git`, `validation` or `fetch`.
+    /// `git`, `validation`, `fetch` or `verification`.
     pub reason: String,
 }
+
+/// `{check}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabels {
+    /// `source` or `drift`.
+    pub check: String,
+}
+
+/// The reasons of `source_errors_total`, each created at zero.
+pub const SOURCE_ERROR_REASONS: [&str; 4] = ["git", "validation", "fetch", "verification"];
+
+/// The kinds of `checks_total`: the source re-resolving its ref, the controller planning every
+/// service from one list call.
+pub const CHECKS: [&str; 2] = ["source", "drift"];
 
 /// Every metric of the controller.
 #[derive(Debug)]
@@ -90,6 +104,7 @@ pub struct Metrics {
     applied_revision: Family<RevisionLabels, Gauge>,
     sync_status: Family<StatusLabels, Gauge>,
     source_errors: Family<ReasonLabels, Counter>,
+    checks: Family<CheckLabels, Counter>,
     workqueue_depth: Gauge,
 }
 
@@ -121,6 +136,7 @@ impl Metrics {
             applied_revision: Family::default(),
             sync_status: Family::default(),
             source_errors: Family::default(),
+            checks: Family::default(),
             workqueue_depth: Gauge::default(),
         };
         registry.register("reconcile", "Reconciles of a service, by result", m.reconcile.clone());
@@ -162,9 +178,19 @@ impl Metrics {
             "Revisions or fetches that could not be used, by reason",
             m.source_errors.clone(),
         );
+        // What lets a test (or an operator) wait for "N resyncs went by and nothing happened"
+        // instead of sleeping for a guessed time.
+        registry.register(
+            "checks",
+            "Completed checks: source = the followed ref re-resolved, drift = every service planned",
+            m.checks.clone(),
+        );
         registry.register("workqueue_depth", "Services waiting to be reconciled", m.workqueue_depth.clone());
-        for reason in ["git", "validation", "fetch"] {
+        for reason in SOURCE_ERROR_REASONS {
             m.source_errors.get_or_create_owned(&ReasonLabels { reason: reason.into() });
+        }
+        for check in CHECKS {
+            m.checks.get_or_create_owned(&CheckLabels { check: check.into() });
         }
         Self { registry, ..m }
     }
@@ -262,6 +288,11 @@ impl Metrics {
     /// A revision or fetch could not be used.
     pub fn source_error(&self, reason: &str) {
         self.source_errors.get_or_create_owned(&ReasonLabels { reason: reason.into() }).inc();
+    }
+
+    /// A check of kind `check` (one of [`CHECKS`]) completed.
+    pub fn checked(&self, check: &str) {
+        self.checks.get_or_create_owned(&CheckLabels { check: check.into() }).inc();
     }
 
     /// Services waiting in the queue.

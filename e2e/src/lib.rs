@@ -245,6 +245,90 @@ impl TestEnv {
         (code == 200).then(|| serde_json::from_str(&body).ok()).flatten()
     }
 
+    /// POST on the controller's API with its bearer token: (status, body).
+    #[must_use]
+    pub fn api_post(&self, path: &str) -> Option<(u16, String)> {
+        let token = std::fs::read_to_string(self.token_file()).ok()?;
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            token.trim()
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let status = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned()))
+    }
+
+    /// Waits until the status shows `n` ready replicas of `service` (the controller's own
+    /// judgement, not just a running container).
+    pub fn wait_ready(&self, service: &str, n: u64, timeout: Duration) {
+        wait_for(&format!("{service}: {n} ready\n{}", self.logs_tail()), timeout, || {
+            let status = self.status()?;
+            let services = status["services"].as_array()?;
+            let s = services.iter().find(|s| s["name"] == service)?;
+            (s["readyReplicas"].as_u64() == Some(n)).then_some(())
+        });
+    }
+
+    /// The controller's events, oldest first.
+    #[must_use]
+    pub fn events(&self) -> Vec<meme_api::status::Event> {
+        self.api_get("/api/v1/events")
+            .filter(|(code, _)| *code == 200)
+            .and_then(|(_, body)| serde_json::from_str(&body).ok())
+            .unwrap_or_default()
+    }
+
+    /// The first event with `reason` (any when empty) whose message contains `text`, if any.
+    #[must_use]
+    pub fn event(&self, reason: &str, text: &str) -> Option<meme_api::status::Event> {
+        self.events().into_iter().find(|e| (reason.is_empty() || e.reason == reason) && e.message.contains(text))
+    }
+
+    /// Waits for an event with `reason` whose message contains `text`.
+    pub fn wait_event(&self, reason: &str, text: &str, timeout: Duration) -> meme_api::status::Event {
+        wait_for(&format!("a {reason} event with {text:?}\n{:#?}", self.events()), timeout, || self.event(reason, text))
+    }
+
+    /// The value of one series of `/metrics`, written as the exposition writes it
+    /// (`meme_checks_total{check="drift"}`).
+    #[must_use]
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let (code, body) = self.api_get("/metrics")?;
+        if code != 200 {
+            return None;
+        }
+        body.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// How many checks of kind `check` (`source`: the ref re-resolved; `drift`: every service
+    /// planned) have completed, from `meme_checks_total`.
+    #[must_use]
+    pub fn checks(&self, check: &str) -> u64 {
+        let series = format!("meme_checks_total{{check=\"{check}\"}}");
+        let value = wait_for(&format!("{series} to be served"), Duration::from_secs(20), || self.metric(&series));
+        // A counter's sample is a whole number written as a float.
+        value as u64
+    }
+
+    /// Waits until `n` more checks of kind `check` have completed from now: the controller has
+    /// had `n` chances to act. How a test says "nothing happens" without guessing a sleep.
+    pub fn wait_checks(&self, check: &str, n: u64) {
+        self.wait_checks_from(check, self.checks(check), n);
+    }
+
+    /// Waits until the count of `check` reaches `start + n` (take `start` with [`Self::checks`]
+    /// before the action whose effect — or lack of one — is being waited for).
+    pub fn wait_checks_from(&self, check: &str, start: u64, n: u64) {
+        wait_for(&format!("{n} more {check} checks after {start}"), Duration::from_secs(60), || {
+            (self.checks(check) >= start + n).then_some(())
+        });
+    }
+
     /// The secrets folder.
     #[must_use]
     pub fn secrets_dir(&self) -> PathBuf {

@@ -68,8 +68,8 @@ fn image_change_should_roll_start_first_and_keep_serving() {
     let mut env = env_with(std::slice::from_ref(&web));
     env.start();
     let old = env.wait_running("web", 2, "meme-demo:v1", CONVERGE);
-    // Give the controller time to judge them ready before the rollout.
-    std::thread::sleep(Duration::from_secs(2));
+    // The controller judges them ready before the rollout starts.
+    env.wait_ready("web", 2, CONVERGE);
 
     // Poll every container of the service throughout: some answer must always come, and an old
     // container must answer until a new one is healthy.
@@ -112,7 +112,7 @@ fn image_change_should_roll_start_first_and_keep_serving() {
     assert!(outages.is_empty(), "no answer at {} of {} samples", outages.len(), samples.len());
     let first_v2 = samples.iter().position(|(_, _, v2)| *v2 > 0).expect("v2 answered");
     assert!(samples[..first_v2].iter().all(|(_, v1, _)| *v1 >= 1), "v1 served until v2 was up");
-    assert!(env.logs().contains("rolling update to meme-demo:v2"), "{}", env.logs_tail());
+    assert!(env.event("Created", "rolling update to meme-demo:v2").is_some(), "{:#?}", env.events());
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn env_change_should_replace_only_that_service() {
     let (_, body) = http_get(&format!("{}:8080", beta2[0].ip().unwrap()), "/env/LOG_LEVEL").unwrap();
     assert_eq!(body, "debug\n");
     assert_eq!(ids(&env.containers(Some("alpha"))), ids(&alpha), "alpha untouched");
-    assert!(env.logs().contains("env LOG_LEVEL added"), "the reason names the change:\n{}", env.logs_tail());
+    assert!(env.event("", "env LOG_LEVEL added").is_some(), "the reason names the change:\n{:#?}", env.events());
 }
 
 #[test]
@@ -141,25 +141,25 @@ fn failing_health_check_should_leave_the_old_version_serving() {
     let mut env = env_with(&[web]);
     env.start();
     let old = env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
-    std::thread::sleep(Duration::from_secs(2));
+    env.wait_ready("web", 1, CONVERGE);
     write_service(&env, &Service::new("web", "meme-demo:v2").env("FAIL_HEALTH", "1").spec("  progressDeadline: 4s\n"));
     env.commit("web: v2, broken health");
     // The new container appears, fails to become ready, and is removed; the old one serves on.
     wait_for("a v2 container to start", CONVERGE, || {
         env.containers(Some("web")).iter().any(|c| c.image == "meme-demo:v2").then_some(())
     });
-    wait_for("the failed rollout to be recorded", CONVERGE, || env.logs().contains("RolloutFailed").then_some(()));
+    let failed = env.wait_event("RolloutFailed", "", CONVERGE);
     wait_for("the v2 container to be removed", CONVERGE, || {
         let list = env.containers(Some("web"));
         (list.len() == 1 && list[0].id == old[0].id).then_some(())
     });
     let (status, body) = http_get(&format!("{}:8080", old[0].ip().unwrap()), "/version").unwrap();
     assert_eq!((status, body.as_str()), (200, "v1\n"));
-    // Backoff: within the next few seconds no new attempt is made.
-    std::thread::sleep(Duration::from_secs(3));
+    // Backoff: over the next two resyncs no new attempt is made.
+    env.wait_checks("drift", 2);
     let list = env.containers(Some("web"));
     assert_eq!(ids(&list), ids(&old), "no hot retry loop");
-    assert!(env.logs().contains("last log lines"), "the event keeps the failed container's logs");
+    assert!(failed.message.contains("last log lines"), "the event keeps the failed container's logs: {failed:?}");
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn removed_or_stopped_containers_should_be_restored() {
         env.containers(Some("web")).iter().find(|c| c.id == after[1].id && c.state == "running").map(|_| ())
     });
     eprintln!("docker stop healed in {:?}", started.elapsed());
-    assert!(env.logs().contains("start "), "{}", env.logs_tail());
+    assert!(env.event("Started", &after[1].name).is_some(), "{:#?}", env.events());
 }
 
 #[test]
@@ -247,15 +247,16 @@ fn restart_should_adopt_running_containers() {
     env.start();
     env.wait_running("web", 2, "meme-demo:v1", CONVERGE);
     env.wait_running("db", 1, "meme-demo:v1", CONVERGE);
-    std::thread::sleep(Duration::from_secs(1));
+    env.wait_ready("web", 2, CONVERGE);
     let before = ids(&env.containers(None));
     env.kill();
     env.start();
-    // Give the restarted controller several resyncs to (not) act.
-    wait_for("the controller to start over", Duration::from_secs(20), || {
-        env.logs().matches("applying revision").nth(1).map(|_| ())
+    // The restarted controller applies the revision, then has three resyncs to (not) act.
+    let head = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    wait_for("the restarted controller to apply HEAD", Duration::from_secs(20), || {
+        (env.status()?["applied"]["revision"] == head.as_str()).then_some(())
     });
-    std::thread::sleep(Duration::from_secs(5));
+    env.wait_checks("drift", 3);
     assert_eq!(ids(&env.containers(None)), before, "nothing recreated after a restart");
     assert!(env.terminate().is_some_and(|s| s.success()), "SIGTERM exits cleanly");
     assert_eq!(ids(&env.containers(None)), before, "SIGTERM leaves the containers running");
@@ -272,16 +273,21 @@ fn broken_commit_should_change_nothing() {
         &Service::new("web", "meme-demo:v2").spec("  replicas: many\n").yaml().replace("  replicas: 1\n", ""),
     )]);
     env.commit("broken");
-    wait_for("the validation error to be logged", Duration::from_secs(20), || {
-        env.logs().contains("manifests/web.yaml:").then_some(())
+    let error = wait_for("the validation error in the status", Duration::from_secs(20), || {
+        let error = env.status()?["source"]["error"].as_str()?.to_owned();
+        error.contains("manifests/web.yaml:").then_some(error)
     });
-    std::thread::sleep(Duration::from_secs(3));
+    assert!(error.contains("spec.replicas: expected an integer"), "{error}");
+    env.wait_checks("drift", 2);
     assert_eq!(ids(&env.containers(Some("web"))), ids(&before));
-    assert!(env.logs().contains("spec.replicas: expected an integer"), "{}", env.logs_tail());
     // An empty manifest set never prunes anything either.
     env.remove_file("web.yaml");
     env.remove_file("stack.yaml");
-    env.commit("delete everything");
-    std::thread::sleep(Duration::from_secs(4));
+    let empty = env.commit("delete everything");
+    wait_for("the empty revision refused", Duration::from_secs(20), || {
+        let status = env.status()?;
+        (status["source"]["tip"]["revision"] == empty.as_str() && status["source"]["error"].is_string()).then_some(())
+    });
+    env.wait_checks("drift", 2);
     assert_eq!(ids(&env.containers(Some("web"))), ids(&before));
 }

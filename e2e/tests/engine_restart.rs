@@ -1,6 +1,7 @@
 //! The Docker engine stopped and started under a running controller: the controller keeps
-//! running, reconnects and converges. This stops the engine for every container on it, so
-//! `hack/e2e.sh` runs it on its own, after every other e2e test.
+//! running, reconnects and converges. This stops the engine for every container on it, so it is
+//! opt-in: ignored by `cargo test`, and run by `hack/e2e.sh` (on its own, after every other e2e
+//! test) only with `MEME_E2E_ENGINE_RESTART=1`, which `.ci/run` sets on CI's own machine.
 
 use std::process::Command;
 use std::time::Duration;
@@ -22,8 +23,16 @@ fn dockerd() -> (u32, Vec<String>) {
     (pid, args)
 }
 
+/// The opt-in: without it the test refuses to run, even when `--ignored` selects it.
+const OPT_IN: &str = "MEME_E2E_ENGINE_RESTART";
+
 #[test]
+#[ignore = "stops dockerd and with it every container on the host: opt in with MEME_E2E_ENGINE_RESTART=1"]
 fn engine_restart_should_be_survived_and_converged() {
+    assert!(
+        std::env::var(OPT_IN).is_ok_and(|v| v == "1"),
+        "this test stops dockerd (every container on the host stops): set {OPT_IN}=1 to run it"
+    );
     let mut env =
         TestEnv::new(&[("stack.yaml", STACK), ("web.yaml", &Service::new("web", "meme-demo:v1").replicas(2).yaml())]);
     env.start();

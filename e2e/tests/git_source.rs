@@ -79,7 +79,10 @@ fn broken_commit_should_be_reported_with_file_and_line() {
     assert_eq!(s.source.tip.unwrap().revision, bad);
     assert_eq!(s.applied.unwrap().revision, good, "the last good revision stays in force");
     assert_eq!(s.sync_status, meme_api::status::SyncStatus::OutOfSync);
-    std::thread::sleep(Duration::from_secs(2));
+    // Asked to reconcile now (the resync is minutes away), it still changes nothing.
+    let checks = env.checks("drift");
+    assert_eq!(env.api_post("/api/v1/reconcile").map(|(code, _)| code), Some(200));
+    env.wait_checks_from("drift", checks, 1);
     assert_eq!(env.containers(Some("web"))[0].id, before[0].id);
     let metrics = env.api_get("/metrics").unwrap().1;
     assert!(metrics.contains("meme_source_errors_total{reason=\"validation\"} 1"), "{metrics}");
@@ -135,8 +138,10 @@ fn webhook_should_fetch_at_once_and_refuse_bad_signatures() {
         "origin",
         "--poll",
         "10m",
+        // The resync re-resolves the ref (it never fetches): it is what the test counts to
+        // say "a bad hook fetched nothing" without a guessed sleep.
         "--resync",
-        "10m",
+        "1s",
         "--webhook-secret-file",
         secret_file.to_str().unwrap(),
     ]);
@@ -150,14 +155,14 @@ fn webhook_should_fetch_at_once_and_refuse_bad_signatures() {
     // Forged or missing signatures: 401 and nothing fetched.
     assert_eq!(post_hook(&env, &[("X-Hub-Signature-256", "sha256=00".into())], body), 401);
     assert_eq!(post_hook(&env, &[], body), 401);
-    std::thread::sleep(Duration::from_secs(2));
+    env.wait_checks("source", 2);
     assert_eq!(env.containers(Some("web"))[0].image, "meme-demo:v1", "no fetch on a bad signature");
     // A push to another branch is acknowledged and ignored.
     let other = r#"{"ref":"refs/heads/feature"}"#;
     let sig =
         |b: &str| format!("sha256={}", meme_api::template::hex(&meme_controller_hmac(b"hook-secret", b.as_bytes())));
     assert_eq!(post_hook(&env, &[("X-Hub-Signature-256", sig(other))], other), 202);
-    std::thread::sleep(Duration::from_secs(1));
+    env.wait_checks("source", 2);
     assert_eq!(env.containers(Some("web"))[0].image, "meme-demo:v1");
     // A good signature fetches now (the poll is 10 minutes away).
     let started = Instant::now();

@@ -111,13 +111,15 @@ fn mutations_should_need_the_token_and_suspension_should_survive_a_restart() {
     // While suspended, drift is not corrected.
     let web = env.containers(Some("web"));
     meme_e2e::docker(&["rm", "-f", &web[0].id]);
-    std::thread::sleep(Duration::from_secs(4));
+    // A suspended controller skips its drift checks, so time is counted in source resyncs
+    // (same --resync period).
+    env.wait_checks("source", 2);
     assert!(env.containers(Some("web")).is_empty(), "suspended: nothing recreated");
     // Restart: still suspended.
     env.kill();
     env.start();
     wait_for("status after restart", CONVERGE, || env.status());
-    std::thread::sleep(Duration::from_secs(3));
+    env.wait_checks("source", 2);
     assert!(status(&env).suspended);
     assert!(env.containers(Some("web")).is_empty());
     assert_eq!(post(&env, "/api/v1/resume", Some(&token)).0, 200);

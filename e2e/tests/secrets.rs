@@ -32,9 +32,7 @@ fn secrets_should_reach_containers_roll_on_rotation_and_never_leak() {
     assert_eq!(http_get(&format!("{ip}:8080"), "/env/API_TOKEN").unwrap().1, "first-s3cret-value\n");
 
     // The service whose secret file is missing fails alone, and says which file.
-    wait_for("the missing secret reported", Duration::from_secs(20), || {
-        env.logs().contains("secret missing/token: cannot read").then_some(())
-    });
+    env.wait_event("SecretMissing", "secret missing/token: cannot read", Duration::from_secs(20));
     assert!(env.containers(Some("other")).is_empty());
 
     // Rotation: a new value rolls the service.

@@ -122,6 +122,7 @@ async fn drift(ctx: &Context, queue: &mut WorkQueue, trigger: &'static str) {
             for service in services {
                 queue.add_unless_delayed(&service, trigger);
             }
+            ctx.metrics.checked("drift");
         }
         Ok(Err(e)) => tracing::warn!(error = %e, "drift check failed; will retry at the next resync"),
         Err(_) => tracing::warn!("drift check timed out"),

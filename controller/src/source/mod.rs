@@ -166,8 +166,14 @@ impl SourceLoop {
         }
     }
 
-    /// Resolves the ref; loads, validates and applies a new revision.
+    /// Resolves the ref; loads, validates and applies a new revision. Counted in
+    /// `meme_checks_total{check="source"}` whatever the outcome.
     pub async fn check(&mut self) {
+        self.check_once().await;
+        self.ctx.metrics.checked("source");
+    }
+
+    async fn check_once(&mut self) {
         let revision = match self.repo.resolve(&self.reference()).await {
             Ok(revision) => revision,
             Err(e) => {
