@@ -15,6 +15,8 @@ pub enum Severity {
     Error,
     /// Worth fixing; the set is still applied.
     Warning,
+    /// Context for the diagnostics around it (what was not checked, and why).
+    Note,
 }
 
 /// One problem in a manifest set, with the place it is about.
@@ -49,6 +51,12 @@ impl Diagnostic {
         }
     }
 
+    /// A note at `pos` of `file`.
+    #[must_use]
+    pub fn note(file: impl Into<String>, pos: Pos, message: impl Into<String>) -> Self {
+        Self { severity: Severity::Note, ..Self::error(file, pos, None, message) }
+    }
+
     /// The same diagnostic as a warning.
     #[must_use]
     pub fn into_warning(mut self) -> Self {
@@ -68,6 +76,7 @@ impl fmt::Display for Diagnostic {
         let severity = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         };
         write!(f, "{}:{}:{}: {severity}: ", self.file, self.line, self.column)?;
         if let Some(path) = &self.path {
@@ -95,9 +104,11 @@ impl Diagnostics {
         self.0.iter().filter(|d| d.is_error()).count()
     }
 
-    /// Sorts by file, line and column and drops exact duplicates.
+    /// Sorts by file, line and column (errors before warnings at one place; notes, which say
+    /// what was not checked, last) and drops exact duplicates.
     pub fn sort(&mut self) {
-        self.0.sort_by(|a, b| (&a.file, a.line, a.column, &a.message).cmp(&(&b.file, b.line, b.column, &b.message)));
+        let key = |d: &Diagnostic| (d.severity == Severity::Note, d.file.clone(), d.line, d.column, d.severity);
+        self.0.sort_by(|a, b| (key(a), &a.message).cmp(&(key(b), &b.message)));
         self.0.dedup();
     }
 

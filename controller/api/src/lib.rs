@@ -11,6 +11,7 @@ pub mod position;
 pub mod reference;
 pub mod schema;
 pub mod status;
+pub mod strict;
 pub mod template;
 pub mod units;
 pub mod v1alpha1;

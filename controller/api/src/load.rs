@@ -9,13 +9,19 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::position::{PathIndex, Pos, split_documents};
-use crate::v1alpha1::{API_VERSION, Deployment, Object, Stack};
+use crate::position::{PathIndex, Pos, Split, split_documents};
+use crate::v1alpha1::{API_VERSION, Deployment, GROUP, Object, Stack};
 use crate::validate;
 
 /// Files larger than this are refused: manifests and config files are small, and the cap
 /// keeps a stray binary from being read into memory whole.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// Documents read per revision, empty ones included; the rest is refused at file:line. A stack
+/// is one Stack and one Deployment per service, and more than about a thousand services could
+/// not share a network anyway (a Linux bridge holds at most 1024 ports). Without a bound, a
+/// 640 KB file of 160,000 `---` lines was 160,000 documents to index.
+pub const MAX_DOCUMENTS: usize = 1_000;
 
 /// The files of a manifests folder, as read from disk or from a git tree: paths relative to
 /// the folder (with `/` separators) and their contents.
@@ -25,13 +31,16 @@ pub struct ManifestTree {
     pub root: String,
     /// Relative path → content. Every file of the folder, manifests or not.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Symbolic links found in the folder and not followed: the controller reads committed git
+    /// objects, where a link is a path and not the file it names, so it skips them too.
+    pub links: Vec<String>,
 }
 
 impl ManifestTree {
     /// An empty tree shown as `root`.
     #[must_use]
     pub fn new(root: impl Into<String>) -> Self {
-        Self { root: root.into(), files: BTreeMap::new() }
+        Self { root: root.into(), files: BTreeMap::new(), links: Vec::new() }
     }
 
     /// Adds a file.
@@ -41,7 +50,9 @@ impl ManifestTree {
         self
     }
 
-    /// Reads every regular file under `dir` (recursively; hidden entries are skipped).
+    /// Reads every regular file under `dir` (recursively; hidden entries are skipped). Symbolic
+    /// links are not followed, as the controller does not follow them in git: they are listed
+    /// in [`Self::links`].
     ///
     /// # Errors
     /// I/O errors, and files over [`MAX_FILE_BYTES`].
@@ -56,11 +67,13 @@ impl ManifestTree {
                 }
                 let path = entry.path();
                 let kind = entry.file_type()?;
+                let rel = path.strip_prefix(dir).unwrap_or(&path);
+                let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
                 if kind.is_dir() {
                     stack.push(path);
-                } else if kind.is_file() || kind.is_symlink() && path.is_file() {
-                    let rel = path.strip_prefix(dir).unwrap_or(&path);
-                    let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                } else if kind.is_symlink() {
+                    tree.links.push(rel);
+                } else if kind.is_file() {
                     let len = entry.metadata()?.len();
                     if len > MAX_FILE_BYTES as u64 {
                         return Err(std::io::Error::other(format!(
@@ -72,6 +85,7 @@ impl ManifestTree {
                 }
             }
         }
+        tree.links.sort();
         Ok(tree)
     }
 
@@ -99,6 +113,9 @@ pub struct SourceDoc {
     pub index: PathIndex,
     /// Where the document starts.
     pub start: Pos,
+    /// Lines of the file before the document's text: positions the parser reports for that
+    /// text are this many lines short.
+    pub line_offset: u32,
     /// Fields cut out of the document because they were already reported as malformed; the
     /// semantic rules say nothing more about them.
     pub cut: Vec<String>,
@@ -151,6 +168,12 @@ pub struct Parsed {
     pub complete: bool,
     /// Number of manifest files read.
     pub manifest_files: usize,
+    /// Where the first file that could not be read completely broke (a syntax error, a
+    /// document that is not a manifest): the checks across files are skipped, and say so here.
+    pub first_break: Option<(String, Pos)>,
+    /// Errors about one file as seen from another (a manifest named as a `files` source): the
+    /// semantic rules report them with the rest.
+    pub cross_file: Vec<Diagnostic>,
 }
 
 /// A validated manifest set: one Stack and its Deployments, with the files they reference.
@@ -195,28 +218,55 @@ pub fn parse(tree: &ManifestTree) -> Parsed {
     let mut parsed = Parsed { complete: true, ..Parsed::default() };
     // First pass: a YAML file another Deployment uses as a `files` source (a Prometheus config,
     // say) is content, not a manifest. Sources are only known after parsing, so parse all,
-    // then drop what turns out to be a source.
-    let mut per_file: Vec<(String, Parsed)> = Vec::new();
+    // then drop what turns out to be a source — unless it is itself a manifest.
+    let mut per_file: Vec<(String, Parsed, bool)> = Vec::new();
+    // Documents left to read in this revision; `None` once the limit was reported: the files
+    // after it are not read at all.
+    let mut budget = Some(MAX_DOCUMENTS);
     for (rel, bytes) in tree.files.iter().filter(|(rel, _)| ManifestTree::is_manifest_path(rel)) {
         let mut one = Parsed { complete: true, ..Parsed::default() };
-        parse_file(tree, rel, bytes, &mut one);
-        per_file.push((rel.clone(), one));
+        let claims_api = parse_file(tree, rel, bytes, &mut budget, &mut one);
+        per_file.push((rel.clone(), one, claims_api));
     }
-    let sources: std::collections::BTreeSet<String> = per_file
-        .iter()
-        .flat_map(|(_, p)| &p.deployments)
-        .flat_map(|d| d.object.spec.files.iter().map(|f| normalize_source(&f.source)))
-        .collect();
-    for (rel, one) in per_file {
+    let manifests: std::collections::BTreeMap<&str, bool> =
+        per_file.iter().map(|(rel, _, claims)| (rel.as_str(), *claims)).collect();
+    let mut sources = std::collections::BTreeSet::new();
+    let mut refused = Vec::new();
+    for d in per_file.iter().flat_map(|(_, p, _)| &p.deployments) {
+        for (i, f) in d.object.spec.files.iter().enumerate() {
+            let source = normalize_source(&f.source);
+            match manifests.get(source.as_str()) {
+                // A manifest named as a source stays a manifest: dropping it would make the
+                // objects in it (the Stack, say) silently disappear.
+                Some(true) => refused.push(d.source.error_at_value(
+                    &format!("spec.files[{i}].source"),
+                    format!(
+                        "source {:?} is a manifest (it declares apiVersion {API_VERSION}): a files source must be \
+                         plain content; point at a copy outside the manifests, or name it other than *.yaml/*.yml",
+                        f.source
+                    ),
+                )),
+                Some(false) => {
+                    sources.insert(source);
+                }
+                None => {}
+            }
+        }
+    }
+    for (rel, one, _) in per_file {
         if sources.contains(&rel) {
             continue;
         }
         parsed.manifest_files += 1;
         parsed.complete &= one.complete;
+        if parsed.first_break.is_none() {
+            parsed.first_break = one.first_break;
+        }
         parsed.stacks.extend(one.stacks);
         parsed.deployments.extend(one.deployments);
         parsed.diagnostics.0.extend(one.diagnostics.0);
     }
+    parsed.cross_file = refused;
     parsed
 }
 
@@ -234,8 +284,18 @@ struct TypeMeta {
     kind: Option<String>,
 }
 
-fn parse_file(tree: &ManifestTree, rel: &str, bytes: &[u8], out: &mut Parsed) {
+/// Parses one file into `out`, spending the revision's document `budget`. Returns whether any
+/// document of it declares our apiVersion (whether it is a manifest, even a broken one).
+fn parse_file(tree: &ManifestTree, rel: &str, bytes: &[u8], budget: &mut Option<usize>, out: &mut Parsed) -> bool {
+    let Some(left) = *budget else {
+        out.complete = false;
+        return false;
+    };
     let display = tree.display(rel);
+    let broke = |out: &mut Parsed, pos: Pos| {
+        out.complete = false;
+        out.first_break.get_or_insert_with(|| (display.clone(), pos));
+    };
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
@@ -246,8 +306,8 @@ fn parse_file(tree: &ManifestTree, rel: &str, bytes: &[u8], out: &mut Parsed) {
                 None,
                 format!("not UTF-8 text (invalid byte at offset {}); manifests must be YAML", e.valid_up_to()),
             ));
-            out.complete = false;
-            return;
+            broke(out, pos);
+            return false;
         }
     };
     if bytes.len() > MAX_FILE_BYTES {
@@ -257,37 +317,56 @@ fn parse_file(tree: &ManifestTree, rel: &str, bytes: &[u8], out: &mut Parsed) {
             None,
             format!("file is {} bytes, over the {MAX_FILE_BYTES}-byte limit", bytes.len()),
         ));
-        out.complete = false;
-        return;
+        broke(out, Pos::START);
+        return false;
     }
-    let (docs, syntax_error) = split_documents(text);
-    if let Some(err) = syntax_error {
+    let Split { docs, error, over_limit } = split_documents(text, left);
+    *budget = Some(left - docs.len()).filter(|_| over_limit.is_none());
+    if let Some(err) = error {
         out.diagnostics.0.push(Diagnostic::error(&display, err.pos, None, format!("YAML syntax: {}", err.message)));
-        out.complete = false;
+        broke(out, err.pos);
     }
+    if let Some(pos) = over_limit {
+        out.diagnostics.0.push(Diagnostic::error(
+            &display,
+            pos,
+            None,
+            format!(
+                "more than {MAX_DOCUMENTS} documents in {}: a manifests folder holds one Stack and one Deployment \
+                 per service; this document, the rest of this file and the files after it are not read",
+                tree.root
+            ),
+        ));
+        broke(out, pos);
+    }
+    let mut claims_api = false;
     for doc in docs.into_iter().filter(|d| !d.is_empty) {
         let source = SourceDoc {
             file: rel.to_owned(),
             display: display.clone(),
             index: doc.index,
             start: doc.start,
+            line_offset: doc.line_offset,
             cut: Vec::new(),
         };
-        let (object, diagnostics, cut) = parse_document(&doc.text, &source);
+        let (object, diagnostics, cut, ours) = parse_document(&doc.text, &source);
+        claims_api |= ours;
         out.diagnostics.0.extend(diagnostics);
         let source = SourceDoc { cut, ..source };
         match object {
             Some(Object::Stack(object)) => out.stacks.push(Located { object, source }),
             Some(Object::Deployment(object)) => out.deployments.push(Located { object: *object, source }),
-            None => out.complete = false,
+            None => broke(out, doc.start),
         }
     }
+    claims_api
 }
 
-/// A document's object, and the diagnostics found in it. An object comes back even with
-/// diagnostics when the bad fields could be cut out (see [`deserialize_all`]): the semantic
-/// rules then still run on the rest of it, so one run reports every problem.
-type DocumentResult = (Option<Object>, Vec<Diagnostic>, Vec<String>);
+/// A document's object, the diagnostics found in it, the fields cut out, and whether it
+/// declares our apiVersion. An object comes back even with diagnostics when the bad fields
+/// could be cut out (see [`deserialize_all`]): the semantic rules then still run on the rest of
+/// it, so one run reports every problem.
+type DocumentResult = (Option<Object>, Vec<Diagnostic>, Vec<String>, bool);
 
 fn parse_document(text: &str, source: &SourceDoc) -> DocumentResult {
     let meta: TypeMeta = match deserialize_all(text, source) {
@@ -303,12 +382,13 @@ fn parse_document(text: &str, source: &SourceDoc) -> DocumentResult {
                     None,
                     "expected a manifest: a mapping with apiVersion, kind, metadata and spec",
                 );
-                return (None, vec![d], Vec::new());
+                return (None, vec![d], Vec::new(), false);
             }
-            return (None, diagnostics, Vec::new());
+            return (None, diagnostics, Vec::new(), false);
         }
     };
-    let fail = |d: Diagnostic| (None, vec![d], Vec::new());
+    let ours = meta.api_version.as_deref().is_some_and(|v| v.starts_with(&format!("{GROUP}/")));
+    let fail = |d: Diagnostic| (None, vec![d], Vec::new(), ours);
     match meta.api_version.as_deref() {
         None => return fail(source.error_at_value("", "missing required field `apiVersion` (memeit.pro/v1alpha1)")),
         Some(API_VERSION) => {}
@@ -321,11 +401,11 @@ fn parse_document(text: &str, source: &SourceDoc) -> DocumentResult {
     match meta.kind.as_deref() {
         Some("Stack") => {
             let (object, diagnostics, cut) = deserialize_all(text, source);
-            (object.map(Object::Stack), diagnostics, cut)
+            (object.map(Object::Stack), diagnostics, cut, ours)
         }
         Some("Deployment") => {
             let (object, diagnostics, cut) = deserialize_all(text, source);
-            (object.map(|d| Object::Deployment(Box::new(d))), diagnostics, cut)
+            (object.map(|d| Object::Deployment(Box::new(d))), diagnostics, cut, ours)
         }
         Some(other) => {
             fail(source.error_at_value("kind", format!("unknown kind {other:?}: expected Stack or Deployment")))
@@ -403,6 +483,11 @@ fn blank(text: &mut String, start: usize, end: usize) -> bool {
 pub fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         strict_booleans: true,
+        // A plain `8000` or `true` where text is expected is refused (quote it), as Kubernetes
+        // and the JSON Schema do: the two must agree on every document.
+        no_schema: true,
+        // YAML 1.2 core: `1_000` is text, not a number (Python, editors and the JSON Schema agree).
+        underscored_numbers_as_strings: true,
         with_snippet: false,
         budget: serde_saphyr::budget! {
             max_depth: 64,
@@ -419,7 +504,7 @@ fn error_diagnostic(e: &serde_saphyr::Error, source: &SourceDoc) -> Diagnostic {
     let message = strip_location(&raw);
     let message = message.as_str();
     let pos = e.location().filter(|l| l.line() > 0).map_or(source.start, |l| Pos {
-        line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+        line: u32::try_from(l.line()).unwrap_or(u32::MAX).saturating_add(source.line_offset),
         column: u32::try_from(l.column()).unwrap_or(u32::MAX),
     });
     if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
@@ -482,6 +567,19 @@ fn humanize(message: &str) -> String {
     }
     if let Some(what) = message.strip_prefix("budget breached: ") {
         return format!("document exceeds the parser's budget ({what}): an alias bomb, or far larger than a manifest");
+    }
+    if let Some(value) = message.strip_prefix("The string value [").and_then(|m| m.strip_suffix("] must be quoted")) {
+        let what = if matches!(value, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") {
+            "the boolean"
+        } else if matches!(value, "null" | "Null" | "NULL" | "~") {
+            "null"
+        } else {
+            "the number"
+        };
+        return format!(
+            "expected text, found {what} {value}: quote it (\"{value}\") to mean the text, as Kubernetes and the JSON \
+             Schema require"
+        );
     }
     if message.starts_with("invalid boolean") {
         return "expected true or false (YAML 1.1 words such as yes, no, on and off are not booleans here)".to_owned();

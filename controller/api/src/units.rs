@@ -119,8 +119,10 @@ impl Serialize for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(de::Error::custom)
+        // A bare number is read as its text, so that `120` is told its unit is missing.
+        deserializer
+            .deserialize_any(NumberOrStringVisitor("a duration such as 10s"))
+            .and_then(|text| Self::parse(&text).map_err(de::Error::custom))
     }
 }
 
@@ -221,11 +223,32 @@ impl JsonSchema for Cpus {
     }
 }
 
-/// A byte quantity: a plain number of bytes, or a number with a binary (`Ki`, `Mi`, `Gi`, `Ti`)
-/// or decimal (`k`, `K`, `M`, `G`, `T`) suffix, as Kubernetes and compose write them (`512Mi`,
-/// `1G`). Docker's single-letter lowercase forms `512m`/`1g` are accepted as binary units.
+/// A byte quantity, written as a Kubernetes quantity: a number of bytes, optionally with a
+/// decimal fraction, and a binary (`Ki`, `Mi`, `Gi`, `Ti`, `Pi`, `Ei`: powers of 1024) or
+/// decimal (`k`, `M`, `G`, `T`, `P`, `E`: powers of 1000) suffix: `512Mi`, `1.5Gi`, `1G`.
+///
+/// Spellings that mean different things to different tools are refused with a hint: `512m` is
+/// 512 MiB to Docker but 0.512 bytes to Kubernetes; `512MB`, `512mb`, `1g` and `1K` are binary
+/// units to Docker and compose but decimal ones to SI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ByteQuantity(u64);
+
+/// The suffixes a quantity may carry, with their multipliers.
+const QUANTITY_SUFFIXES: [(&str, u64); 13] = [
+    ("", 1),
+    ("k", 1_000),
+    ("M", 1_000_000),
+    ("G", 1_000_000_000),
+    ("T", 1_000_000_000_000),
+    ("P", 1_000_000_000_000_000),
+    ("E", 1_000_000_000_000_000_000),
+    ("Ki", 1 << 10),
+    ("Mi", 1 << 20),
+    ("Gi", 1 << 30),
+    ("Ti", 1 << 40),
+    ("Pi", 1 << 50),
+    ("Ei", 1 << 60),
+];
 
 impl ByteQuantity {
     /// The quantity in bytes.
@@ -234,31 +257,36 @@ impl ByteQuantity {
         self.0
     }
 
-    /// Parses `512Mi`, `1G`, `134217728`.
+    /// Parses `512Mi`, `1.5Gi`, `1G`, `134217728`.
     ///
     /// # Errors
-    /// A message naming what is wrong with the text.
+    /// A message naming what is wrong with the text, with the unambiguous spellings for a
+    /// Docker-style unit.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("invalid quantity {text:?}: expected bytes such as 512Mi, 1Gi or 1G");
+        let bad = || format!("invalid quantity {text:?}: expected bytes such as 512Mi (MiB), 1Gi (GiB) or 1G (10^9)");
         let t = text.trim();
-        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        if digits == 0 {
+        let number_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let (number, suffix) = t.split_at(number_len);
+        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+        if number.is_empty() || whole.is_empty() && frac.is_empty() || frac.contains('.') {
             return Err(bad());
         }
-        let number: u64 = t[..digits].parse().map_err(|_| format!("invalid quantity {text:?}: number too large"))?;
-        let multiplier: u64 = match &t[digits..] {
-            "" => 1,
-            "k" | "K" => 1_000,
-            "M" => 1_000_000,
-            "G" => 1_000_000_000,
-            "T" => 1_000_000_000_000,
-            "Ki" | "kb" | "KB" => 1 << 10,
-            "Mi" | "m" | "mb" | "MB" => 1 << 20,
-            "Gi" | "g" | "gb" | "GB" => 1 << 30,
-            "Ti" => 1 << 40,
-            _ => return Err(bad()),
+        let Some(&(_, multiplier)) = QUANTITY_SUFFIXES.iter().find(|(s, _)| *s == suffix) else {
+            return Err(ambiguous(text, number, suffix).unwrap_or_else(bad));
         };
-        let bytes = number.checked_mul(multiplier).ok_or_else(|| format!("invalid quantity {text:?}: too large"))?;
+        let too_large = || format!("invalid quantity {text:?}: too large");
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| too_large())? };
+        // Exact arithmetic on the fraction: at most 18 decimals are meaningful.
+        if frac.len() > 18 {
+            return Err(format!("invalid quantity {text:?}: more than 18 decimals"));
+        }
+        let denominator = 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
+        let numerator: u128 = if frac.is_empty() { 0 } else { frac.parse().map_err(|_| bad())? };
+        let scaled = (whole * denominator + numerator).checked_mul(u128::from(multiplier)).ok_or_else(too_large)?;
+        if scaled % denominator != 0 {
+            return Err(format!("invalid quantity {text:?}: not a whole number of bytes"));
+        }
+        let bytes = u64::try_from(scaled / denominator).map_err(|_| too_large())?;
         if bytes == 0 {
             return Err(format!("invalid quantity {text:?}: must be greater than 0"));
         }
@@ -266,15 +294,39 @@ impl ByteQuantity {
     }
 }
 
+/// The message for a unit other tools read differently, naming both unambiguous spellings.
+fn ambiguous(text: &str, number: &str, suffix: &str) -> Option<String> {
+    let (binary, decimal) = match suffix {
+        "m" => ("Mi", "M"),
+        "K" | "kb" | "KB" | "Kb" | "kB" | "KiB" => ("Ki", "k"),
+        "mb" | "MB" | "Mb" | "MiB" => ("Mi", "M"),
+        "g" | "gb" | "GB" | "Gb" | "GiB" => ("Gi", "G"),
+        "t" | "tb" | "TB" | "TiB" => ("Ti", "T"),
+        "b" | "B" => return Some(format!("invalid quantity {text:?}: write bytes as a plain number ({number})")),
+        _ => return None,
+    };
+    let why = if suffix == "m" {
+        "is MiB to Docker but thousandths of a byte to Kubernetes"
+    } else {
+        "is a binary unit to Docker and compose but a decimal one to SI"
+    };
+    Some(format!(
+        "ambiguous quantity {text:?}: {suffix:?} {why}; write {number}{binary} ({number} x 1024^n bytes) or \
+         {number}{decimal} ({number} x 1000^n bytes)"
+    ))
+}
+
 impl fmt::Display for ByteQuantity {
-    /// Canonical form: the largest binary unit that divides evenly, else bytes.
+    /// Canonical form: the shortest exact spelling, binary units first (`512Mi`, `512M`, `1000`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (unit, size) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-            if self.0.is_multiple_of(size) {
-                return write!(f, "{}{unit}", self.0 / size);
-            }
-        }
-        write!(f, "{}", self.0)
+        let best = QUANTITY_SUFFIXES
+            .iter()
+            .rev()
+            .filter(|(_, size)| self.0.is_multiple_of(*size))
+            .map(|(unit, size)| format!("{}{unit}", self.0 / size))
+            .min_by_key(String::len)
+            .unwrap_or_else(|| self.0.to_string());
+        f.write_str(&best)
     }
 }
 
@@ -301,9 +353,9 @@ impl JsonSchema for ByteQuantity {
         json_schema!({
             "anyOf": [
                 {"type": "integer", "minimum": 1},
-                {"type": "string", "pattern": "^[0-9]+(k|K|M|G|T|Ki|Mi|Gi|Ti|m|g|kb|KB|mb|MB|gb|GB)?$"}
+                {"type": "string", "pattern": "^([0-9]+(\\.[0-9]*)?|\\.[0-9]+)([kMGTPE]|[KMGTPE]i)?$"}
             ],
-            "description": "Bytes, optionally with a unit: 512Mi, 1Gi, 1G."
+            "description": "Bytes as a Kubernetes quantity: 512Mi (MiB), 1.5Gi, 1G (10^9 bytes); 512m and 512MB are refused as ambiguous."
         })
     }
 }
@@ -374,13 +426,28 @@ mod tests {
     }
 
     #[test]
-    fn quantity_should_parse_units() {
+    fn quantity_should_follow_kubernetes() {
         assert_eq!(ByteQuantity::parse("512Mi").unwrap().bytes(), 512 << 20);
+        assert_eq!(ByteQuantity::parse("512M").unwrap().bytes(), 512_000_000);
         assert_eq!(ByteQuantity::parse("1G").unwrap().bytes(), 1_000_000_000);
-        assert_eq!(ByteQuantity::parse("512m").unwrap().to_string(), "512Mi");
-        assert_eq!(ByteQuantity::parse("1000").unwrap().to_string(), "1000");
-        for bad in ["", "Mi", "12Xi", "0", "-5Mi", "99999999999999999999Ti", "1.5Gi"] {
+        assert_eq!(ByteQuantity::parse("1k").unwrap().bytes(), 1_000);
+        assert_eq!(ByteQuantity::parse("1.5Gi").unwrap().bytes(), 3 << 29);
+        assert_eq!(ByteQuantity::parse("0.5Ki").unwrap().bytes(), 512);
+        assert_eq!(ByteQuantity::parse("512Mi").unwrap().to_string(), "512Mi");
+        assert_eq!(ByteQuantity::parse("512M").unwrap().to_string(), "512M");
+        assert_eq!(ByteQuantity::parse("1000").unwrap().to_string(), "1k");
+        assert_eq!(ByteQuantity::parse("1001").unwrap().to_string(), "1001");
+        for bad in ["", "Mi", "12Xi", "0", "-5Mi", "99999999999999999999Ti", "1.1", "0.0001Ki", "1..5Gi", "."] {
             assert!(ByteQuantity::parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn quantity_should_refuse_ambiguous_units_with_both_spellings() {
+        for (text, hint) in [("512m", "512Mi"), ("512MB", "512M"), ("512mb", "512Mi"), ("1g", "1G"), ("1K", "1Ki")] {
+            let error = ByteQuantity::parse(text).unwrap_err();
+            assert!(error.starts_with("ambiguous quantity"), "{text}: {error}");
+            assert!(error.contains(hint), "{text}: {error}");
         }
     }
 }

@@ -17,13 +17,45 @@ pub const RESERVED_LABEL_PREFIX: &str = "pro.memeit.";
 /// The network every service joins when it names none, as in compose.
 pub const DEFAULT_NETWORK: &str = "default";
 
+/// Replicas of one service. One host runs them all: Kubernetes' kubelet caps a whole node at
+/// 110 pods by default, and a reconcile creates every missing replica, so a typo such as
+/// `replicas: 100000` must not reach the engine.
+pub const MAX_REPLICAS: u32 = 100;
+
+/// Replicas of the whole stack. Services share the stack's networks, and a Linux bridge holds
+/// at most 1024 ports (the kernel's `BR_MAX_PORTS`): the rest leaves room for a rolling update's
+/// extra container per service.
+pub const MAX_STACK_REPLICAS: u32 = 1_000;
+
 /// Applies every rule and builds the set, or returns every diagnostic.
 ///
 /// # Errors
 /// All diagnostics, sorted, when any is an error.
 pub fn validate(tree: &ManifestTree, parsed: Parsed) -> Result<ManifestSet, Diagnostics> {
-    let Parsed { stacks, mut deployments, mut diagnostics, complete, manifest_files } = parsed;
+    let Parsed { stacks, mut deployments, mut diagnostics, complete, manifest_files, first_break, cross_file } = parsed;
     let out = &mut diagnostics.0;
+    out.extend(cross_file);
+
+    for link in &tree.links {
+        out.push(
+            Diagnostic::error(
+                tree.display(link),
+                Pos::START,
+                None,
+                "a symbolic link, not followed: the controller reads committed git objects, where a link is \
+                 only the path it names, so it ignores this entry; commit the file itself",
+            )
+            .into_warning(),
+        );
+    }
+    if let Some((file, pos)) = &first_break {
+        out.push(Diagnostic::note(
+            file,
+            *pos,
+            "the checks across files (exactly one Stack, dependsOn, the Stack's volumes and networks) \
+             were skipped because this file could not be read completely; fix it and validate again",
+        ));
+    }
 
     if manifest_files == 0 {
         out.push(Diagnostic::error(
@@ -97,6 +129,7 @@ pub fn validate(tree: &ManifestTree, parsed: Parsed) -> Result<ManifestSet, Diag
         check_cycles(&deployments, &names, out);
     }
     check_host_ports(&deployments, out);
+    check_stack_replicas(&deployments, out);
 
     let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics.0.into_iter().partition(Diagnostic::is_error);
     let mut warnings = Diagnostics(warnings);
@@ -160,6 +193,12 @@ fn check_env(s: &crate::load::SourceDoc, base: &str, env: &[EnvVar], out: &mut V
                 ),
             ));
         }
+        if var.value.as_deref().is_some_and(|v| v.contains('\0')) {
+            out.push(s.error_at_value(
+                &format!("{path}.value"),
+                "a NUL byte in an environment value: Docker passes the environment as C strings, which end at NUL",
+            ));
+        }
         match (&var.value, &var.value_from) {
             (Some(_), Some(_)) => {
                 out.push(s.error_at_key(&format!("{path}.valueFrom"), "set either `value` or `valueFrom`, not both"))
@@ -206,6 +245,16 @@ fn check_deployment(
         out.push(s.error_at_value("spec.image", format!("invalid image reference {:?}: {why}", spec.image)));
     }
     check_env(s, "spec.env", &spec.env, out);
+    if spec.replicas > MAX_REPLICAS {
+        out.push(s.error_at_value(
+            "spec.replicas",
+            format!(
+                "{} replicas is over the limit of {MAX_REPLICAS} per service: every replica is a container on this \
+                 one host",
+                spec.replicas
+            ),
+        ));
+    }
 
     // Ports.
     let mut container_ports = BTreeSet::new();
@@ -360,6 +409,15 @@ fn check_deployment(
                 &format!("{path}.source"),
                 format!("source {:?} must be a path relative to the manifests folder, without '..'", f.source),
             ));
+        } else if tree.links.contains(&source) {
+            out.push(s.error_at_value(
+                &format!("{path}.source"),
+                format!(
+                    "source {:?} is a symbolic link, which is not followed (git stores the link, not the file); \
+                     commit the file itself",
+                    f.source
+                ),
+            ));
         } else if !tree.files.contains_key(&source) {
             out.push(s.error_at_value(
                 &format!("{path}.source"),
@@ -485,6 +543,22 @@ fn check_host_ports(deployments: &[Located<Deployment>], out: &mut Vec<Diagnosti
                 taken.push((ip, host_port, p.protocol, d.object.metadata.name.clone(), d.source.location_of(&path)));
             }
         }
+    }
+}
+
+/// The stack's replicas together must fit on its networks.
+fn check_stack_replicas(deployments: &[Located<Deployment>], out: &mut Vec<Diagnostic>) {
+    let total: u64 = deployments.iter().map(|d| u64::from(d.object.spec.replicas.min(MAX_REPLICAS))).sum();
+    if total > u64::from(MAX_STACK_REPLICAS)
+        && let Some(largest) = deployments.iter().max_by_key(|d| d.object.spec.replicas)
+    {
+        out.push(largest.source.error_at_value(
+            "spec.replicas",
+            format!(
+                "the stack's services add up to {total} replicas, over the limit of {MAX_STACK_REPLICAS}: they share \
+                 the stack's networks, and a Linux bridge holds at most 1024 containers"
+            ),
+        ));
     }
 }
 

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{EnvVar, ObjectMeta};
+use crate::strict;
 use crate::units::{ByteQuantity, Cpus, Duration};
 
 /// One service: `replicas` identical containers built from one template.
@@ -32,8 +33,10 @@ pub struct Deployment {
 pub struct DeploymentSpec {
     /// Image reference in Docker's grammar: `[registry[:port]/]path[:tag][@digest]`.
     pub image: String,
-    /// Number of containers. Default `1`; `0` stops the service but keeps it declared.
-    #[serde(default = "default_replicas")]
+    /// Number of containers. Default `1`; `0` stops the service but keeps it declared. At most
+    /// 100: every replica is a container on this one host.
+    #[serde(default = "default_replicas", deserialize_with = "strict::integer")]
+    #[schemars(range(max = 100))]
     pub replicas: u32,
     /// Replaces the image's ENTRYPOINT (Kubernetes `command`). Default: the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,10 +75,10 @@ pub struct DeploymentSpec {
     pub user: Option<String>,
     /// Run an init process (Docker `--init`) as PID 1 that forwards signals and reaps
     /// zombies, for programs that do not handle SIGTERM themselves. Default `false`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "strict::boolean")]
     pub init: bool,
     /// Mount the container's root filesystem read-only. Default `false`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "strict::boolean")]
     pub read_only_root_filesystem: bool,
     /// Time between SIGTERM and SIGKILL when a container is stopped. Default `10s`.
     #[serde(default = "default_stop_grace_period")]
@@ -86,7 +89,7 @@ pub struct DeploymentSpec {
     pub progress_deadline: Duration,
     /// Seconds a new container must be running (and healthy, when it has a check) before it
     /// counts as ready. Default `0`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::integer")]
     pub min_ready_seconds: u32,
     /// When to pull the image. Default `IfNotPresent`.
     #[serde(default)]
@@ -117,10 +120,13 @@ const fn default_progress_deadline() -> Duration {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ContainerPort {
     /// The port inside the container (1-65535).
+    #[serde(deserialize_with = "strict::integer")]
+    #[schemars(range(min = 1))]
     pub container_port: u16,
     /// Publish on this host port. Default: not published. A service with a host port must use
     /// the `Recreate` strategy (two containers cannot hold one host port).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "strict::optional_integer")]
+    #[schemars(range(min = 1))]
     pub host_port: Option<u16>,
     /// Host address to publish on. Default `0.0.0.0` (all addresses) when `hostPort` is set.
     #[serde(default, rename = "hostIP", skip_serializing_if = "Option::is_none")]
@@ -162,7 +168,7 @@ pub struct VolumeMount {
     /// Absolute path inside the container.
     pub mount_path: String,
     /// Mount read-only. Default `false`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::boolean")]
     pub read_only: bool,
 }
 
@@ -187,7 +193,8 @@ pub struct HealthCheck {
     #[serde(default = "default_timeout")]
     pub timeout: Duration,
     /// Consecutive failures that make a container unhealthy. Default `3`.
-    #[serde(default = "default_retries")]
+    #[serde(default = "default_retries", deserialize_with = "strict::integer")]
+    #[schemars(range(min = 1))]
     pub retries: u32,
     /// Grace period after start during which failures do not count. Default `0s`.
     #[serde(default)]
@@ -217,6 +224,8 @@ pub struct HttpGetAction {
     #[serde(default = "default_http_path")]
     pub path: String,
     /// Container port to probe.
+    #[serde(deserialize_with = "strict::integer")]
+    #[schemars(range(min = 1))]
     pub port: u16,
 }
 
@@ -229,6 +238,8 @@ fn default_http_path() -> String {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TcpSocketAction {
     /// Container port to connect to.
+    #[serde(deserialize_with = "strict::integer")]
+    #[schemars(range(min = 1))]
     pub port: u16,
 }
 

@@ -48,6 +48,7 @@ pub struct EnvVar {
     /// Literal value. Exactly one of `value` and `valueFrom` is set (an absent value with no
     /// `valueFrom` means the empty string, as in Kubernetes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = "^[^\\u0000]*$"))]
     pub value: Option<String>,
     /// Where the value comes from when it is not literal.
     #[serde(default, skip_serializing_if = "Option::is_none")]

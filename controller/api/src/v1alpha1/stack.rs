@@ -48,7 +48,7 @@ pub struct NetworkSpec {
     /// Network name (a DNS label); Deployments list it in `spec.networks`.
     pub name: String,
     /// Docker `--internal`: no route to outside the host. Default `false`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::strict::boolean")]
     pub internal: bool,
 }
 

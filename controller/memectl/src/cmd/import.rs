@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use meme_api::position::{PathIndex, Pos, split_documents};
+use meme_api::position::{PathIndex, Pos, Split, split_documents};
 use meme_api::units::{ByteQuantity, Cpus, Duration};
 use meme_api::v1alpha1::{
     API_VERSION, EnvVar, EnvVarSource, ImagePullPolicy, NetworkSpec, ObjectMeta, Protocol, ResourceLimits,
@@ -307,8 +307,9 @@ struct ComposeDoc {
 /// Parses the compose file: YAML 1.2 (`yes` is a string, as for compose), one document, with
 /// the same alias-bomb budget as manifests. Errors carry `file:line:col`.
 fn parse_compose(text: &str, shown: &str) -> anyhow::Result<ComposeDoc> {
-    let (docs, syntax) = split_documents(text);
-    if let Some(err) = syntax {
+    // Two documents are enough to say "a single document, please".
+    let Split { docs, error, .. } = split_documents(text, 2);
+    if let Some(err) = error {
         anyhow::bail!("{shown}:{}:{}: YAML syntax: {}", err.pos.line, err.pos.column, err.message);
     }
     let mut docs: Vec<_> = docs.into_iter().filter(|d| !d.is_empty).collect();
@@ -333,7 +334,11 @@ fn parse_compose(text: &str, shown: &str) -> anyhow::Result<ComposeDoc> {
         let first = raw.lines().next().unwrap_or_default();
         let message = first.split(" at line ").next().unwrap_or(first);
         match e.location().filter(|l| l.line() > 0) {
-            Some(l) => anyhow::anyhow!("{shown}:{}:{}: {message}", l.line(), l.column()),
+            Some(l) => anyhow::anyhow!(
+                "{shown}:{}:{}: {message}",
+                l.line().saturating_add(u64::from(doc.line_offset)),
+                l.column()
+            ),
             None => anyhow::anyhow!("{shown}:{}:{}: {message}", doc.start.line, doc.start.column),
         }
     })?;
