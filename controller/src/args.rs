@@ -68,6 +68,18 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "MEME_LOG_FORMAT", value_enum, default_value_t)]
     log_format: LogFormat,
+    /// Host names the API answers besides IP addresses and localhost (comma-separated): the
+    /// `Host` check refuses other names, which is what a DNS-rebinding web page sends.
+    #[arg(long, env = "MEME_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// HTTP connections open at once; more are answered 503. Lowered when the open files limit
+    /// leaves less room after the descriptors kept for the engine and git.
+    #[arg(long, env = "MEME_MAX_CONNECTIONS", default_value_t = 256)]
+    max_connections: usize,
+    /// An HTTP connection that sends no complete request head this long after it opened or
+    /// after its last answer (idle, or trickling its headers) is closed.
+    #[arg(long, env = "MEME_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    http_idle_timeout: Duration,
 }
 
 impl Args {
@@ -78,10 +90,14 @@ impl Args {
     pub fn parse_and_run() -> anyhow::Result<()> {
         let args = Self::parse();
         telemetry::init(args.log_format);
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(args.run())
+        let open_files = crate::fds::raise_limit();
+        let max_connections = crate::fds::connection_budget(open_files, args.max_connections);
+        let limits = http::server::Limits { max_connections, idle_timeout: args.http_idle_timeout };
+        tracing::debug!(open_files, max_connections, "file descriptors");
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(args.run(limits))
     }
 
-    async fn run(self) -> anyhow::Result<()> {
+    async fn run(self, limits: http::server::Limits) -> anyhow::Result<()> {
         let repo = GitRepo::open(&self.repo)
             .await
             .with_context(|| format!("cannot open git repository {}", self.repo.display()))?;
@@ -96,6 +112,7 @@ impl Args {
                     .with_context(|| format!("cannot read --token-file {}", path.display()))?;
                 let token = token.trim().to_owned();
                 anyhow::ensure!(!token.is_empty(), "--token-file {} is empty", path.display());
+                crate::redact::remember("the API token", &token);
                 Some(token)
             }
             None => None,
@@ -114,7 +131,8 @@ impl Args {
         ctx.load_suspended();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (signals_tx, signals) = mpsc::channel(SIGNAL_BUFFER);
-        let (triggers_tx, triggers) = mpsc::channel::<Trigger>(16);
+        // One entry: with the fetch in progress, at most one more waits (see http::fetches).
+        let (triggers_tx, triggers) = mpsc::channel::<Trigger>(1);
         let remote = match &self.remote {
             Some(name) => {
                 let branch = if self.reference == "HEAD" {
@@ -139,6 +157,7 @@ impl Args {
                     .with_context(|| format!("cannot read --webhook-secret-file {}", path.display()))?;
                 let secret = secret.trim().as_bytes().to_vec();
                 anyhow::ensure!(!secret.is_empty(), "--webhook-secret-file {} is empty", path.display());
+                crate::redact::remember("the webhook secret", &String::from_utf8_lossy(&secret));
                 Some(secret)
             }
             None => None,
@@ -180,12 +199,13 @@ impl Args {
             ctx: Arc::clone(&ctx),
             token,
             signals: signals_tx.clone(),
-            source_trigger: triggers_tx.clone(),
+            fetches: http::fetches::FetchRequests::spawn(triggers_tx, http::fetches::MIN_INTERVAL, shutdown.clone()),
             webhook_secret,
             followed_ref,
+            hosts: http::host::AllowedHosts::new(&self.allowed_hosts),
         });
-        tracing::info!(%listen, mutations = api.token.is_some(), "serving the API");
-        let http_task = tokio::spawn(http::serve(listener, http::router(api), shutdown.clone()));
+        tracing::info!(%listen, mutations = api.token.is_some(), max_connections = limits.max_connections, "serving the API");
+        let http_task = tokio::spawn(http::server::serve(listener, http::router(api), limits, shutdown.clone()));
         let _ = signals_tx.send(Signal::Resync).await;
 
         wait_for_signal().await;

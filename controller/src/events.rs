@@ -18,9 +18,14 @@ pub struct Events {
 }
 
 impl Events {
-    /// Records an event, merging it into an identical recent one.
+    /// Records an event, merging it into an identical recent one. Known secret values are
+    /// redacted from the message first (an engine error or a log tail may quote one).
     pub fn record(&self, kind: EventType, reason: &str, service: Option<&str>, message: impl Into<String>) {
         let message = message.into();
+        let message = match crate::redact::redact(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(clean) => clean,
+        };
         match kind {
             EventType::Normal => tracing::info!(reason, service, %message, "event"),
             EventType::Warning => tracing::warn!(reason, service, %message, "event"),
@@ -74,5 +79,13 @@ mod tests {
         assert_eq!(json["type"], "Warning");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back.count, 2);
+    }
+
+    #[test]
+    fn events_should_never_hold_a_known_secret_value() {
+        crate::redact::remember("secret events/test", "zeta-s3cret-6");
+        let events = Events::default();
+        events.record(EventType::Warning, "RolloutFailed", Some("web"), "logs: PORT=\"zeta-s3cret-6\" is not a port");
+        assert_eq!(events.list()[0].message, "logs: PORT=\"<redacted>\" is not a port");
     }
 }

@@ -1,21 +1,34 @@
-//! The HTTP listener: liveness and readiness, `/metrics`, the read-only status and events API
-//! that `memectl` reads, and the token-protected mutations (reconcile, suspend, resume). Every
-//! answer comes from memory: no request calls Docker or git.
+//! The HTTP API: liveness and readiness, `/metrics`, the read-only status and events API that
+//! `memectl` reads, the token-protected mutations (reconcile, suspend, resume) and push
+//! webhooks. Every answer comes from memory: no request calls Docker or git. Every request
+//! passes the `Host` check ([`host`]) and has [`REQUEST_TIMEOUT`] to finish; connections are
+//! bounded by [`server`]; fetches asked for here go through [`fetches`].
+
+pub mod fetches;
+pub mod host;
+pub mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::context::Context;
 use crate::runtime::Signal;
-use crate::source::Trigger;
+use fetches::FetchRequests;
+use host::AllowedHosts;
+
+/// How long one request may take, its body included (a webhook sender trickling its body
+/// holds a connection no longer than this). Answers come from memory in microseconds.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the handlers share.
 pub struct Api {
@@ -25,12 +38,14 @@ pub struct Api {
     pub token: Option<String>,
     /// Wakes the controller loop.
     pub signals: mpsc::Sender<Signal>,
-    /// Asks the source to fetch or re-resolve the ref now.
-    pub source_trigger: mpsc::Sender<Trigger>,
+    /// Asks the source to fetch now (coalesced and rate-limited).
+    pub fetches: FetchRequests,
     /// The webhook secret; `None` refuses webhooks.
     pub webhook_secret: Option<Vec<u8>>,
     /// The branch whose pushes matter (`refs/heads/main`), when known.
     pub followed_ref: Option<String>,
+    /// The `Host` names served besides addresses and `localhost`.
+    pub hosts: AllowedHosts,
 }
 
 /// The routes.
@@ -46,23 +61,25 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/hooks/git", post(git_hook))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such endpoint"}))) })
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&api), guard))
         .with_state(api)
 }
 
-/// Serves until `shutdown` turns true.
-///
-/// # Errors
-/// The server failed.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        })
-        .await
+/// Refuses a `Host` that is not served (DNS rebinding), and bounds the request's duration.
+async fn guard(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if !api.hosts.allows(host) {
+        let host = host.unwrap_or_default().to_owned();
+        tracing::debug!(%host, "request refused: Host not allowed");
+        let error = format!(
+            "Host {host:?} is not served: use an IP address or localhost, or start meme-controller with --allowed-hosts NAME"
+        );
+        return (StatusCode::FORBIDDEN, Json(json!({ "error": error }))).into_response();
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, Json(json!({"error": "request took too long"}))).into_response(),
+    }
 }
 
 async fn readyz(State(api): State<Arc<Api>>) -> Response {
@@ -100,21 +117,26 @@ async fn metrics(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
 
 async fn status(State(api): State<Arc<Api>>) -> Response {
     // Serialized straight from the shared status (no copy of it): readers do not block each other.
-    match api.ctx.with_status(serde_json::to_vec) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
-    }
+    // Known secret values are redacted whatever put them there (an engine error, a log tail).
+    json_response(api.ctx.with_status(crate::redact::to_json))
 }
 
 async fn events(State(api): State<Arc<Api>>) -> Response {
-    Json(api.ctx.events.list()).into_response()
+    json_response(crate::redact::to_json(&api.ctx.events.list()))
+}
+
+fn json_response(body: serde_json::Result<Vec<u8>>) -> Response {
+    match body {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 async fn reconcile(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
     if let Some(refused) = refuse(&api, &headers) {
         return refused;
     }
-    let _ = api.source_trigger.try_send(Trigger::Fetch);
+    api.fetches.request();
     let _ = api.signals.send(Signal::Reconcile).await;
     message("reconcile requested")
 }
@@ -130,14 +152,14 @@ async fn git_hook(State(api): State<Arc<Api>>, headers: HeaderMap, body: axum::b
             .into_response();
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let provider = match crate::webhook::verify(secret, &body, header) {
+    let provider = match crate::auth::verify_webhook(secret, &body, header) {
         Ok(p) => p,
         Err(why) => {
             tracing::warn!(reason = why, "webhook refused");
             return (StatusCode::UNAUTHORIZED, Json(json!({"error": why}))).into_response();
         }
     };
-    let pushed = crate::webhook::pushed_ref(&body);
+    let pushed = pushed_ref(&body);
     if let (Some(pushed), Some(followed)) = (&pushed, &api.followed_ref)
         && pushed != followed
     {
@@ -148,8 +170,14 @@ async fn git_hook(State(api): State<Arc<Api>>, headers: HeaderMap, body: axum::b
             .into_response();
     }
     tracing::info!(provider = ?provider, pushed = pushed.as_deref().unwrap_or("?"), "webhook: fetching now");
-    let _ = api.source_trigger.try_send(Trigger::Fetch);
+    api.fetches.request();
     (StatusCode::ACCEPTED, Json(json!({"message": "fetch triggered"}))).into_response()
+}
+
+/// The ref a push event names (`refs/heads/main`), from the JSON body all three providers send.
+fn pushed_ref(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("ref")?.as_str().map(str::to_owned)
 }
 
 async fn suspend(State(api): State<Arc<Api>>, headers: HeaderMap) -> Response {
@@ -181,7 +209,7 @@ fn message(text: &str) -> Response {
     (StatusCode::OK, Json(json!({"message": text}))).into_response()
 }
 
-/// Checks `Authorization: Bearer <token>` in constant time; the refusal, if any.
+/// Checks `Authorization: Bearer <token>`; the refusal, if any.
 fn refuse(api: &Api, headers: &HeaderMap) -> Option<Response> {
     let Some(expected) = &api.token else {
         return Some(
@@ -194,37 +222,9 @@ fn refuse(api: &Api, headers: &HeaderMap) -> Option<Response> {
                 .into_response(),
         );
     };
-    let presented =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => None,
-        Some(_) => Some(unauthorized("invalid bearer token")),
-        None => Some(unauthorized("missing Authorization: Bearer <token> header")),
-    }
-}
-
-fn unauthorized(why: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": why}))).into_response()
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-#[must_use]
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_should_compare_bytes() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
+    let presented = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let why = crate::auth::check_bearer(expected.as_bytes(), presented).err()?;
+    Some(
+        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": why}))).into_response(),
+    )
 }

@@ -5,19 +5,22 @@
 //! - [`reconcile`]: one service at a time: observe, plan (pure), apply; status and events.
 //! - [`runtime`]: the controller loop, its work queue, backoff, and the Docker event watcher.
 //! - [`docker`]: the engine behind one narrow trait; bollard is the only socket client.
-//! - [`http`], [`webhook`] and [`metrics`]: the API memectl reads, push webhooks, and
-//!   Prometheus metrics.
-//! - [`context`], [`events`], [`telemetry`], [`args`]: shared state, the events ring, logging,
-//!   and the wiring of the binary.
+//! - [`http`], [`auth`] and [`metrics`]: the API memectl reads and push webhooks reach, who may
+//!   call it, and Prometheus metrics.
+//! - [`context`], [`events`], [`telemetry`], [`redact`], [`fds`], [`args`]: shared state, the
+//!   events ring, logging, secret values kept out of every output, file descriptors, and the
+//!   wiring of the binary.
 
 pub mod args;
+pub mod auth;
 pub mod context;
 pub mod docker;
 pub mod events;
+pub mod fds;
 pub mod http;
 pub mod metrics;
 pub mod reconcile;
+pub mod redact;
 pub mod runtime;
 pub mod source;
 pub mod telemetry;
-pub mod webhook;

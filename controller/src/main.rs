@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     match meme_controller::args::Args::parse_and_run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("meme-controller: {e:#}");
+            eprintln!("meme-controller: {}", meme_controller::redact::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

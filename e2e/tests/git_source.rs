@@ -121,7 +121,7 @@ fn remote_should_be_polled_and_force_pushes_followed() {
 fn post_hook(env: &TestEnv, headers: &[(&str, String)], body: &str) -> u16 {
     let mut stream = TcpStream::connect(("127.0.0.1", env.port)).unwrap();
     let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    write!(stream, "POST /api/v1/hooks/git HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    write!(stream, "POST /api/v1/hooks/git HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use meme_api::reference::ImageReference;
 
 use crate::docker::RegistryAuth;
@@ -21,7 +23,7 @@ pub fn config_path() -> Option<PathBuf> {
 #[must_use]
 pub fn for_image(image: &str) -> Option<RegistryAuth> {
     let text = std::fs::read_to_string(config_path()?).ok()?;
-    from_config(&text, image)
+    from_config(&text, image).inspect(|a| crate::redact::remember(&format!("registry {}", a.server), &a.password))
 }
 
 /// Credentials for `image` from the text of a config file.
@@ -38,43 +40,13 @@ pub fn from_config(config: &str, image: &str) -> Option<RegistryAuth> {
     };
     let (server, entry) = candidates.iter().find_map(|c| auths.get(c).map(|e| (c.clone(), e)))?;
     let (username, password) = if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-        let decoded = String::from_utf8(base64_decode(auth)?).ok()?;
+        let decoded = String::from_utf8(STANDARD.decode(auth.trim()).ok()?).ok()?;
         let (u, p) = decoded.split_once(':')?;
         (u.to_owned(), p.to_owned())
     } else {
         (entry.get("username")?.as_str()?.to_owned(), entry.get("password")?.as_str()?.to_owned())
     };
     Some(RegistryAuth { username, password, server })
-}
-
-/// Standard base64 (with or without padding).
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        }))
-    };
-    let bytes: Vec<u8> = text.trim().bytes().filter(|b| *b != b'=').collect();
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let n = match chunk.len() {
-            4 => 3,
-            3 => 2,
-            2 => 1,
-            _ => return None,
-        };
-        out.extend_from_slice(&acc.to_be_bytes()[1..=n]);
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -91,5 +63,10 @@ mod tests {
         assert_eq!((hub.username.as_str(), hub.password.as_str()), ("hub", "token"));
         assert!(from_config(config, "ghcr.io/x/y:1").is_none());
         assert!(!format!("{auth:?}").contains("pa:ss"), "Debug never shows the password");
+        // Padding is checked: a truncated or unpadded entry is no credential.
+        for bad in ["dXNlcjpwYTpzcw", "dXNlcjpwYTpzcw=", "dXNlcjpw*Tpzcw==", "not base64"] {
+            let config = format!(r#"{{"auths": {{"127.0.0.1:5000": {{"auth": "{bad}"}}}}}}"#);
+            assert!(from_config(&config, "127.0.0.1:5000/demo:v1").is_none(), "{bad}");
+        }
     }
 }

@@ -225,6 +225,7 @@ impl DesiredState {
             digests.insert(selector.clone(), secret_digest(&bytes));
             // Secret files usually end with a newline an editor added; the value does not.
             let value = String::from_utf8_lossy(&bytes).trim_end_matches(['\n', '\r']).to_owned();
+            crate::redact::remember(&format!("secret {}/{}", selector.name, selector.key), &value);
             secrets.insert(selector.clone(), value);
         }
         let mut cached = service.hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
