@@ -176,6 +176,7 @@ pub struct TestEnv {
     /// The port of the controller's HTTP listener.
     pub port: u16,
     extra_env: Vec<(String, String)>,
+    wrapper: Vec<String>,
 }
 
 impl TestEnv {
@@ -200,6 +201,7 @@ impl TestEnv {
             extra_args: Vec::new(),
             port,
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
         };
         env.git(&["init", "-q", "-b", "main"]);
         std::fs::create_dir_all(env.secrets_dir()).expect("secrets dir");
@@ -410,26 +412,43 @@ impl TestEnv {
         self.extra_args = args.iter().map(|s| (*s).to_owned()).collect();
     }
 
-    /// An environment variable for the controller process.
+    /// An environment variable for the controller process (`RUST_LOG` replaces the default).
     pub fn with_env(&mut self, key: &str, value: &str) {
         self.extra_env.push((key.into(), value.into()));
+    }
+
+    /// A command the controller is started through (`prlimit --nofile=512:1024 --`); it must
+    /// `exec` the controller, so that [`Self::pid`] is the controller's.
+    pub fn with_wrapper(&mut self, argv: &[&str]) {
+        self.wrapper = argv.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// The controller's process id, while it runs.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Child::id)
     }
 
     /// Starts the controller (resync 2 s unless overridden by [`Self::with_args`]).
     pub fn start(&mut self) {
         std::fs::write(self.token_file(), format!("token-{}\n", self.id)).expect("token file");
-        let mut cmd = Command::new(binary("meme-controller"));
+        let mut cmd = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary("meme-controller"));
+                cmd
+            }
+            None => Command::new(binary("meme-controller")),
+        };
         cmd.arg("--repo").arg(self.repo()).args(["--path", "manifests"]).arg("--secrets-dir").arg(self.secrets_dir());
         cmd.args(["--listen", &format!("127.0.0.1:{}", self.port)]).arg("--state-dir").arg(self.state_dir());
         cmd.arg("--token-file").arg(self.token_file());
         if !self.extra_args.iter().any(|a| a == "--resync") {
             cmd.args(["--resync", "2s"]);
         }
+        cmd.env("RUST_LOG", "info,meme_controller=debug");
         cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
-        cmd.args(&self.extra_args)
-            .env("RUST_LOG", "info,meme_controller=debug")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args(&self.extra_args).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start meme-controller (run hack/e2e.sh, which builds it)");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::clone(&self.log);
