@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::context::{Config, Context};
 use crate::docker::Engine;
 use crate::docker::bollard::BollardEngine;
+use crate::docker::timeout::{CallTimeouts, TimeoutEngine};
 use crate::http::{self, Api};
 use crate::runtime::{self, Signal};
 use crate::source::{Remote, SourceConfig, SourceLoop, Trigger};
@@ -101,8 +102,10 @@ impl Args {
         let repo = GitRepo::open(&self.repo)
             .await
             .with_context(|| format!("cannot open git repository {}", self.repo.display()))?;
-        let engine: Arc<dyn Engine> =
-            Arc::new(BollardEngine::connect().await.context("cannot set up the docker client")?);
+        let engine: Arc<dyn Engine> = Arc::new(TimeoutEngine::new(
+            Arc::new(BollardEngine::connect().await.context("cannot set up the docker client")?),
+            CallTimeouts::default(),
+        ));
         if let Err(e) = engine.ping().await {
             tracing::warn!(error = %e, "docker engine not reachable yet; retrying in the background");
         }

@@ -28,6 +28,23 @@ pub struct ResultLabels {
     pub result: String,
 }
 
+/// `{service, kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Service name.
+    pub service: String,
+    /// One of [`RECONCILE_ERROR_KINDS`].
+    pub kind: String,
+}
+
+/// The kind of a reconcile that panicked: a bug, counted beside the errors it can meet.
+pub const PANIC: &str = "panic";
+
+/// Every `kind` of `meme_reconcile_errors_total`: what
+/// [`ReconcileError::kind`](crate::reconcile::ReconcileError::kind) returns, and [`PANIC`].
+/// Every series is created at zero with the service.
+pub const RECONCILE_ERROR_KINDS: [&str; 5] = ["engine", "secret", "image", "pull", PANIC];
+
 /// `{service, action}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabels {
@@ -95,6 +112,7 @@ pub const CHECKS: [&str; 2] = ["source", "drift"];
 pub struct Metrics {
     registry: Registry,
     reconcile: Family<ResultLabels, Counter>,
+    errors: Family<ErrorLabels, Counter>,
     duration: Family<ServiceLabels, Histogram>,
     actions: Family<ActionLabels, Counter>,
     drift: Family<DriftLabels, Counter>,
@@ -127,6 +145,7 @@ impl Metrics {
         let m = Self {
             registry: Registry::default(),
             reconcile: Family::default(),
+            errors: Family::default(),
             duration,
             actions: Family::default(),
             drift: Family::default(),
@@ -140,6 +159,11 @@ impl Metrics {
             workqueue_depth: Gauge::default(),
         };
         registry.register("reconcile", "Reconciles of a service, by result", m.reconcile.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles of a service, by kind: engine, secret, image, pull, panic",
+            m.errors.clone(),
+        );
         registry.register_with_unit(
             "reconcile_duration",
             "Time one reconcile of a service took",
@@ -202,6 +226,9 @@ impl Metrics {
         for result in ["success", "error"] {
             self.reconcile.get_or_create_owned(&ResultLabels { service: s(), result: result.into() });
         }
+        for kind in RECONCILE_ERROR_KINDS {
+            self.errors.get_or_create_owned(&ErrorLabels { service: s(), kind: kind.into() });
+        }
         for action in ["create", "replace", "start", "remove", "pull"] {
             self.actions.get_or_create_owned(&ActionLabels { service: s(), action: action.into() });
         }
@@ -215,6 +242,13 @@ impl Metrics {
         let result = if ok { "success" } else { "error" };
         self.reconcile.get_or_create_owned(&ResultLabels { service: service.into(), result: result.into() }).inc();
         self.duration.get_or_create_owned(&ServiceLabels { service: service.into() }).observe(seconds);
+    }
+
+    /// A reconcile failed; `kind` is one of [`RECONCILE_ERROR_KINDS`] (anything else is
+    /// counted as `engine`, so the label stays bounded).
+    pub fn reconcile_error(&self, service: &str, kind: &str) {
+        let kind = if RECONCILE_ERROR_KINDS.contains(&kind) { kind } else { "engine" };
+        self.errors.get_or_create_owned(&ErrorLabels { service: service.into(), kind: kind.into() }).inc();
     }
 
     /// Actions were taken.
@@ -250,6 +284,9 @@ impl Metrics {
         let s = || service.to_owned();
         for result in ["success", "error"] {
             self.reconcile.remove(&ResultLabels { service: s(), result: result.into() });
+        }
+        for kind in RECONCILE_ERROR_KINDS {
+            self.errors.remove(&ErrorLabels { service: s(), kind: kind.into() });
         }
         self.duration.remove(&ServiceLabels { service: s() });
         self.ready.remove(&ServiceLabels { service: s() });
@@ -358,8 +395,50 @@ mod tests {
     }
 
     #[test]
+    fn reconcile_errors_should_be_counted_by_bounded_kind() {
+        use crate::docker::EngineError;
+        use crate::reconcile::ReconcileError;
+        use crate::reconcile::apply::ApplyError;
+        use crate::reconcile::desired::ResolveError;
+        let engine = || EngineError::Unavailable { message: "down".into() };
+        let errors = [
+            ReconcileError::Observe(engine()),
+            ReconcileError::Resolve(ResolveError::Secret {
+                name: "db".into(),
+                key: "password".into(),
+                path: "/secrets/db/password".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }),
+            ReconcileError::Apply(ApplyError::ImageMissing { image: "app:1".into() }),
+            ReconcileError::Apply(ApplyError::Engine {
+                step: "create web#1".into(),
+                source: EngineError::Pull { image: "app:1".into(), message: "manifest unknown".into() },
+            }),
+            ReconcileError::Apply(ApplyError::Engine { step: "create web#1".into(), source: engine() }),
+        ];
+        for e in &errors {
+            assert!(RECONCILE_ERROR_KINDS.contains(&e.kind()), "{} is not a listed kind", e.kind());
+        }
+        let m = Metrics::new();
+        m.init_service("web");
+        let text = m.prometheus_text();
+        for kind in RECONCILE_ERROR_KINDS {
+            let series = format!("meme_reconcile_errors_total{{service=\"web\",kind=\"{kind}\"}} 0\n");
+            assert!(text.contains(&series), "{series} is pre-initialised: {text}");
+        }
+        m.reconcile_error("web", errors[3].kind());
+        m.reconcile_error("web", "something new");
+        let text = m.prometheus_text();
+        assert!(text.contains("meme_reconcile_errors_total{service=\"web\",kind=\"pull\"} 1\n"), "{text}");
+        assert!(text.contains("meme_reconcile_errors_total{service=\"web\",kind=\"engine\"} 1\n"), "{text}");
+        assert!(!text.contains("something new"), "{text}");
+    }
+
+    #[test]
     fn pruned_services_should_lose_their_series() {
         let m = Metrics::new();
+        m.init_service("gone");
+        m.reconcile_error("gone", "pull");
         m.reconciled("gone", true, 0.01);
         m.replicas("gone", 1, 1, 1);
         m.action("gone", "create", 1);

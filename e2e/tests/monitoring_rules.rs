@@ -16,6 +16,7 @@ const MONITORING: &str = "manifests/monitoring";
 /// exposes (a histogram exposes `_bucket`, `_sum` and `_count`).
 const EXPORTED: &[(&str, &[&str])] = &[
     ("meme_reconcile_total", &["meme_reconcile_total"]),
+    ("meme_reconcile_errors_total", &["meme_reconcile_errors_total"]),
     (
         "meme_reconcile_duration_seconds",
         &[

@@ -2,13 +2,15 @@
 //! data it speaks. [`bollard::BollardEngine`] is the only implementation that talks to a
 //! socket; everything else (planner, runtime, tests of them) depends on the trait alone.
 //! [`fake::FakeEngine`] (feature `fake-engine`, on for this crate's tests) is the in-memory one
-//! the tests drive.
+//! the tests drive. [`timeout::TimeoutEngine`] wraps an engine with time limits that fit each
+//! call.
 
 pub mod auth;
 pub mod bollard;
 #[cfg(any(test, feature = "fake-engine"))]
 pub mod fake;
 pub mod labels;
+pub mod timeout;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -2,16 +2,22 @@
 //! `concurrency` reconcile tasks, so a service is never reconciled twice at once. Triggers:
 //! a new desired state, the resync timer (one list call plans every service), Docker events
 //! (forwarded by [`watch_engine`]), requeues and backoff timers.
+//!
+//! The loop itself never waits on the engine: reconciles and the drift check run as tasks whose
+//! results come back to it, so a hanging engine cannot hold up shutdown, signals or the status.
+//! A reconcile that panics is a failed reconcile like any other (logged, counted, backed off),
+//! not a service wedged until restart.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use meme_api::status::{ReconcileInfo, SyncStatus};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::context::Context;
-use crate::docker::{BoxFuture, labels};
+use crate::docker::{BoxFuture, EngineError, labels};
 use crate::events::EventType;
 use crate::reconcile::plan::Phase;
 use crate::reconcile::{self, Next, Outcome, ReconcileError};
@@ -20,12 +26,11 @@ use crate::runtime::backoff::Backoffs;
 use crate::runtime::queue::WorkQueue;
 
 /// A drift check that takes longer than this is abandoned (the engine hangs); the next
-/// resync tries again.
+/// resync tries again. It runs beside the loop, so this bounds only how long drift goes
+/// unnoticed, not how long the loop waits.
 const DRIFT_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time in-flight reconciles get to finish on shutdown before they are abandoned.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-type Finished = (String, String, Result<Outcome, ReconcileError>, Duration);
 
 /// What the loop runs for one service, given the service and the trigger's name:
 /// [`reconcile_service`] in the binary; tests wrap or replace it.
@@ -40,6 +45,69 @@ pub fn reconcile_service() -> ReconcileFn {
     })
 }
 
+/// How a reconcile task ended.
+#[derive(Debug)]
+enum Ended {
+    /// It returned.
+    Returned(Result<Outcome, ReconcileError>),
+    /// It panicked (the message) or was cancelled: a bug, retried with backoff all the same.
+    Crashed(String),
+}
+
+/// A reconcile task in flight: what the loop needs once it ends, found by the task's id (a
+/// panic's [`JoinError`] carries only that).
+struct InFlight {
+    service: String,
+    trigger: String,
+    started: Instant,
+}
+
+/// A finished drift check: its trigger, and the services needing work (`None`: it timed out).
+type DriftResult = (&'static str, Option<Result<Vec<String>, EngineError>>);
+
+/// The drift check in flight beside the loop (at most one) and whether another was asked for
+/// meanwhile: that one runs next, so a desired state put in force during a check is checked too.
+#[derive(Default)]
+struct DriftChecks {
+    tasks: JoinSet<DriftResult>,
+    again: Option<&'static str>,
+}
+
+impl DriftChecks {
+    fn request(&mut self, ctx: &Arc<Context>, trigger: &'static str) {
+        if ctx.is_suspended() {
+            return;
+        }
+        if !self.tasks.is_empty() {
+            self.again.get_or_insert(trigger);
+            return;
+        }
+        let ctx = Arc::clone(ctx);
+        self.tasks.spawn(async move {
+            (trigger, tokio::time::timeout(DRIFT_CHECK_TIMEOUT, reconcile::drift_check(&ctx)).await.ok())
+        });
+    }
+
+    /// Handles a finished check: queues the services that need work, starts the next check if
+    /// one was asked for.
+    fn finished(&mut self, ctx: &Arc<Context>, queue: &mut WorkQueue, joined: Result<DriftResult, JoinError>) {
+        match joined {
+            Ok((trigger, Some(Ok(services)))) => {
+                for service in services {
+                    queue.add_unless_delayed(&service, trigger);
+                }
+                ctx.metrics.checked("drift");
+            }
+            Ok((_, Some(Err(e)))) => tracing::warn!(error = %e, "drift check failed; will retry at the next resync"),
+            Ok((_, None)) => tracing::warn!(timeout = ?DRIFT_CHECK_TIMEOUT, "drift check timed out"),
+            Err(e) => tracing::error!(error = %panic_message(e), "drift check panicked; will retry at the next resync"),
+        }
+        if let Some(trigger) = self.again.take() {
+            self.request(ctx, trigger);
+        }
+    }
+}
+
 /// Runs the loop until `shutdown` turns true, reconciling services with `reconcile`.
 /// Containers are left running.
 pub async fn run(
@@ -50,28 +118,34 @@ pub async fn run(
 ) {
     let mut queue = WorkQueue::default();
     let mut backoffs = Backoffs::default();
-    let mut tasks: JoinSet<Finished> = JoinSet::new();
+    let mut tasks: JoinSet<Result<Outcome, ReconcileError>> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, InFlight> = HashMap::new();
+    let mut drift = DriftChecks::default();
     let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + ctx.config.resync, ctx.config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.len() < ctx.config.concurrency.max(1) && !ctx.is_suspended() {
             let Some((service, trigger)) = queue.take() else { break };
-            let run = reconcile(Arc::clone(&ctx), service.clone(), trigger.clone());
-            tasks.spawn(async move {
-                let started = Instant::now();
-                let result = run.await;
-                (service, trigger, result, started.elapsed())
-            });
+            // Called inside the task: a panic while making the future is the task's too.
+            let (reconcile, ctx, s, t) = (Arc::clone(&reconcile), Arc::clone(&ctx), service.clone(), trigger.clone());
+            let task = tasks.spawn(async move { reconcile(ctx, s, t).await });
+            in_flight.insert(task.id(), InFlight { service, trigger, started: Instant::now() });
         }
         let next_due = queue.next_due();
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                let Ok((service, trigger, result, elapsed)) = joined else { continue };
-                queue.done(&service);
-                ctx.metrics.reconciled(&service, result.is_ok(), elapsed.as_secs_f64());
-                finish(&ctx, &mut queue, &mut backoffs, &service, &trigger, result);
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let (id, ended) = match joined {
+                    Ok((id, result)) => (id, Ended::Returned(result)),
+                    Err(e) => (e.id(), Ended::Crashed(panic_message(e))),
+                };
+                let Some(task) = in_flight.remove(&id) else { continue };
+                queue.done(&task.service);
+                finish(&ctx, &mut queue, &mut backoffs, &task, ended);
+            }
+            Some(joined) = drift.tasks.join_next(), if !drift.tasks.is_empty() => {
+                drift.finished(&ctx, &mut queue, joined);
             }
             Some(signal) = signals.recv() => match signal {
                 Signal::DesiredChanged => {
@@ -80,24 +154,26 @@ pub async fn run(
                             queue.add(service, "source");
                         }
                     }
-                    drift(&ctx, &mut queue, "source").await;
+                    drift.request(&ctx, "source");
                 }
-                Signal::Resync => drift(&ctx, &mut queue, "resync").await,
+                Signal::Resync => drift.request(&ctx, "resync"),
                 Signal::Reconcile => {
                     if let Some(state) = ctx.desired() {
                         for service in state.services.keys() {
                             queue.add(service, "manual");
                         }
                     }
-                    drift(&ctx, &mut queue, "manual").await;
+                    drift.request(&ctx, "manual");
                 }
                 Signal::Service(service, trigger) => queue.add(&service, trigger),
             },
-            _ = resync.tick() => drift(&ctx, &mut queue, "resync").await,
+            _ = resync.tick() => drift.request(&ctx, "resync"),
             () = sleep_until(next_due), if next_due.is_some() => queue.promote(Instant::now()),
         }
         refresh_sync_status(&ctx, &queue);
     }
+    // A drift check changes nothing: it is dropped (aborted) at once.
+    drop(drift);
     tracing::info!(in_flight = tasks.len(), "shutting down; containers are left running");
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
@@ -106,40 +182,40 @@ pub async fn run(
     }
 }
 
+/// The message of a task's panic (or why it did not finish).
+fn panic_message(e: JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due.into()).await;
     }
 }
 
-/// Plans every service from one list call and queues those that need work.
-async fn drift(ctx: &Context, queue: &mut WorkQueue, trigger: &'static str) {
-    if ctx.is_suspended() {
-        return;
+/// Records how a reconcile ended: metrics, the next run (requeue, backoff), dependents woken
+/// up, and the last reconcile in the status.
+fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &InFlight, ended: Ended) {
+    let service = task.service.as_str();
+    let ok = matches!(ended, Ended::Returned(Ok(_)));
+    // A pruned service's series were removed by its reconcile: recording it would bring them back.
+    let desired = ctx.desired().is_some_and(|d| d.services.contains_key(service));
+    if desired {
+        ctx.metrics.init_service(service);
     }
-    match tokio::time::timeout(DRIFT_CHECK_TIMEOUT, reconcile::drift_check(ctx)).await {
-        Ok(Ok(services)) => {
-            for service in services {
-                queue.add_unless_delayed(&service, trigger);
-            }
-            ctx.metrics.checked("drift");
-        }
-        Ok(Err(e)) => tracing::warn!(error = %e, "drift check failed; will retry at the next resync"),
-        Err(_) => tracing::warn!("drift check timed out"),
+    if desired || !ok {
+        ctx.metrics.reconciled(service, ok, task.started.elapsed().as_secs_f64());
     }
-}
-
-fn finish(
-    ctx: &Context,
-    queue: &mut WorkQueue,
-    backoffs: &mut Backoffs,
-    service: &str,
-    trigger: &str,
-    result: Result<Outcome, ReconcileError>,
-) {
-    let ok = result.is_ok();
-    match result {
-        Ok(outcome) => {
+    match ended {
+        Ended::Returned(Ok(outcome)) => {
             backoffs.reset(service);
             match outcome.next {
                 Next::RequeueAfter(d) => queue.add_at(service, Instant::now() + d, "requeue"),
@@ -149,9 +225,31 @@ fn finish(
                 wake_dependents(ctx, queue, service);
             }
         }
-        Err(e) => {
+        Ended::Returned(Err(e)) => {
+            ctx.metrics.reconcile_error(service, e.kind());
             let delay = backoffs.next(service);
-            tracing::warn!(service, error = %e, retry_in = ?delay, "reconcile failed");
+            tracing::warn!(service, error = %e, kind = e.kind(), retry_in = ?delay, "reconcile failed");
+            queue.add_at(service, Instant::now() + delay, "backoff");
+        }
+        Ended::Crashed(message) => {
+            ctx.metrics.reconcile_error(service, crate::metrics::PANIC);
+            let delay = backoffs.next(service);
+            tracing::error!(
+                service,
+                trigger = %task.trigger,
+                panic = %message,
+                retry_in = ?delay,
+                "reconcile panicked (a bug); retrying with backoff"
+            );
+            ctx.events.record(
+                EventType::Warning,
+                "ReconcilePanicked",
+                Some(service),
+                format!(
+                    "reconcile panicked (a bug; the controller log has the message); next attempt in {}s",
+                    delay.as_secs_f64().ceil()
+                ),
+            );
             queue.add_at(service, Instant::now() + delay, "backoff");
         }
     }
@@ -160,7 +258,7 @@ fn finish(
     ctx.update_status(|s| {
         s.last_reconcile = Some(ReconcileInfo {
             time,
-            trigger: trigger.to_owned(),
+            trigger: task.trigger.clone(),
             service: service.to_owned(),
             result: if ok { "success" } else { "error" }.to_owned(),
         });

@@ -1,0 +1,217 @@
+//! The whole controller (loop, reconcile, apply, event watcher) against the in-memory fake
+//! engine: rollouts that fail, pruning, backoff, the stack's sync status and dependencies.
+//! No Docker engine is needed; each scenario takes about a second.
+//!
+//! `cargo test -p meme-controller --test scenarios`
+
+mod fixtures;
+
+use std::time::Duration;
+
+use fixtures::{Harness, TestService, TestStack};
+use meme_api::status::SyncStatus;
+use meme_controller::docker::DockerHealth;
+use meme_controller::docker::fake::{Call, FakeImage};
+use meme_controller::runtime::Signal;
+
+#[tokio::test]
+async fn a_failed_pull_should_keep_the_old_version_running() {
+    let h = Harness::start();
+    let v1 = TestStack::new().with_service(TestService::new("web").recreate());
+    h.apply(&v1).await;
+    h.wait_synced("web").await;
+    let old = h.running("web");
+    assert_eq!(old.len(), 1);
+
+    // Recreate stops first, but only once the new image is at hand.
+    h.fake.unpublish("app:2");
+    h.apply(&TestStack::new().with_service(TestService::new("web").image("app:2").recreate())).await;
+    h.wait_until("the pull failed", |h| h.reason("web").as_deref() == Some("ImagePullFailed")).await;
+    assert_eq!(h.phase("web"), "Degraded");
+    assert_eq!(h.running("web"), old, "the old container keeps running, untouched");
+    assert!(h.calls(Call::Stop).is_empty() && h.calls(Call::Remove).is_empty());
+    assert!(h.events("ImagePullFailed")[0].message.contains("manifest unknown"));
+    h.wait_until("the failure is counted as a pull error", |h| {
+        h.metric(r#"meme_reconcile_errors_total{service="web",kind="pull"}"#) >= Some(1.0)
+    })
+    .await;
+    assert_eq!(h.metric(r#"meme_reconcile_errors_total{service="web",kind="engine"}"#), Some(0.0));
+
+    // The image appears: the next attempt (a manual reconcile, not the backoff) replaces it.
+    h.fake.publish("app:2", FakeImage::plain("app:2"));
+    h.signal(Signal::Reconcile).await;
+    h.wait_until("web runs app:2", |h| h.running("web").iter().all(|c| c.image == "app:2")).await;
+    h.wait_synced("web").await;
+    assert!(h.fake.container(&old[0].id).is_none(), "the old container is gone");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_service_removed_from_the_manifests_should_be_pruned_and_its_volume_kept() {
+    let h = Harness::start();
+    let both = TestStack::new()
+        .with_volume("data")
+        .with_service(TestService::new("web").replicas(2))
+        .with_service(TestService::new("worker").volume("data"));
+    h.apply(&both).await;
+    h.wait_synced("web").await;
+    h.wait_synced("worker").await;
+    let web = h.running("web");
+    assert!(h.metric(r#"meme_reconcile_total{service="worker",result="success"}"#).is_some());
+
+    h.apply(&both.clone().without_service("worker")).await;
+    h.wait_until("worker's containers are gone", |h| h.containers("worker").is_empty()).await;
+    h.wait_until("worker has no status", |h| h.service("worker").is_none()).await;
+    assert_eq!(h.running("web"), web, "the other service is untouched");
+    assert_eq!(h.events("Pruned").len(), 1, "{:?}", h.events("Pruned"));
+    assert!(h.fake.with_state(|s| s.volumes.contains_key("s_data")), "volumes are never removed");
+    // Stopped with its grace period before it was removed.
+    let calls: Vec<Call> =
+        h.fake.calls().into_iter().filter(|c| matches!(c.call, Call::Stop | Call::Remove)).map(|c| c.call).collect();
+    assert_eq!(calls, [Call::Stop, Call::Remove]);
+    h.wait_resyncs(2).await;
+    assert!(
+        !h.ctx.metrics.prometheus_text().contains(r#"service="worker""#),
+        "the pruned service's series stay gone:\n{}",
+        h.ctx.metrics.prometheus_text()
+    );
+    assert_eq!(h.sync_status(), SyncStatus::Synced);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_rollout_that_never_gets_ready_should_back_off_and_keep_the_old_version_serving() {
+    let h = Harness::start();
+    h.apply(&TestStack::new().with_service(TestService::new("web"))).await;
+    h.wait_synced("web").await;
+    let old = h.running("web");
+
+    // app:2 has a HEALTHCHECK that never passes.
+    h.fake.publish("app:2", FakeImage { id: "sha256:2".into(), healthcheck: true });
+    h.apply(&TestStack::new().with_service(TestService::new("web").image("app:2").progress_deadline("1s"))).await;
+    h.wait_until("the new container exists", |h| h.containers("web").iter().any(|c| c.image == "app:2")).await;
+    let new = h.containers("web").into_iter().find(|c| c.image == "app:2").unwrap();
+    h.fake.set_logs(&new.id, "starting\nerror: cannot reach the database\n");
+    h.wait_until("the rollout failed", |h| !h.events("RolloutFailed").is_empty()).await;
+    assert!(h.events("RolloutFailed")[0].message.contains("error: cannot reach the database"), "the logs are kept");
+    h.wait_until("the new container is removed", |h| h.fake.container(&new.id).is_none()).await;
+    assert_eq!(h.running("web"), old, "the old container served throughout");
+    h.wait_until("web backs off", |h| h.reason("web").as_deref() == Some("RolloutBackoff")).await;
+    assert!(h.events("RolloutBackoff")[0].message.ends_with("next attempt in 10s"), "{:?}", h.events("RolloutBackoff"));
+
+    // Five resyncs later the failed spec has not been tried again.
+    let creates = h.calls(Call::Create).len();
+    h.wait_resyncs(5).await;
+    assert_eq!(h.calls(Call::Create).len(), creates, "no new attempt during the backoff");
+    assert_eq!(h.phase("web"), "Degraded");
+    assert_eq!(h.sync_status(), SyncStatus::Degraded);
+
+    // A fix is another spec: it is rolled out at once, not after the backoff.
+    h.apply(&TestStack::new().with_service(TestService::new("web").image("app:3"))).await;
+    h.wait_until("web runs app:3 only", |h| {
+        let running = h.running("web");
+        running.len() == 1 && running[0].image == "app:3"
+    })
+    .await;
+    h.wait_synced("web").await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn sync_status_should_aggregate_the_services_and_the_source() {
+    let h = Harness::start();
+    h.wait_until("the loop reports OutOfSync: nothing applied yet", |h| {
+        h.metric(r#"meme_sync_status{status="OutOfSync"}"#) == Some(1.0)
+    })
+    .await;
+    assert_eq!(h.sync_status(), SyncStatus::OutOfSync);
+
+    // Creates take a while: the stack is Progressing meanwhile.
+    h.fake.delay(Call::Create, Duration::from_millis(300));
+    let stack = TestStack::new()
+        .with_service(TestService::new("web"))
+        .with_service(TestService::new("db").secret_env("db", "password"));
+    h.write_secret("db", "password", "hunter2");
+    h.apply(&stack).await;
+    h.wait_until("the loop reports Progressing", |h| {
+        h.metric(r#"meme_sync_status{status="Progressing"}"#) == Some(1.0)
+    })
+    .await;
+    assert_eq!(h.sync_status(), SyncStatus::Progressing);
+    h.wait_until("the stack is Synced", |h| h.sync_status() == SyncStatus::Synced).await;
+    h.fake.heal(Call::Create);
+    assert_eq!(h.metric(r#"meme_sync_status{status="Synced"}"#), Some(1.0));
+    assert_eq!(h.metric(r#"meme_sync_status{status="Progressing"}"#), Some(0.0));
+
+    // One service cannot be reconciled: the stack is Degraded while the other stays Synced.
+    h.remove_secret("db", "password");
+    h.apply(&stack.clone().with_service(TestService::new("db").secret_env("db", "password").replicas(2))).await;
+    h.wait_until("the stack is Degraded", |h| h.sync_status() == SyncStatus::Degraded).await;
+    assert_eq!(h.phase("db"), "Degraded");
+    assert_eq!(h.phase("web"), "Synced");
+    h.wait_until("the error is counted as a secret error", |h| {
+        h.metric(r#"meme_reconcile_errors_total{service="db",kind="secret"}"#) >= Some(1.0)
+    })
+    .await;
+
+    h.write_secret("db", "password", "hunter2");
+    h.signal(Signal::Reconcile).await;
+    h.wait_until("the stack is Synced again", |h| h.sync_status() == SyncStatus::Synced).await;
+    assert_eq!(h.running("db").len(), 2);
+
+    h.ctx.set_suspended(true).unwrap();
+    h.signal(Signal::Resync).await;
+    h.wait_until("the stack is Suspended", |h| h.sync_status() == SyncStatus::Suspended).await;
+    h.ctx.set_suspended(false).unwrap();
+    h.signal(Signal::Reconcile).await;
+    h.wait_until("the stack is Synced after resuming", |h| h.sync_status() == SyncStatus::Synced).await;
+
+    // A revision that cannot be used: the stack runs the last good one and is OutOfSync.
+    h.ctx.update_status(|s| s.source.error = Some("revision 1234 not applied: invalid".into()));
+    h.signal(Signal::Resync).await;
+    h.wait_until("the stack is OutOfSync", |h| h.sync_status() == SyncStatus::OutOfSync).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn dependents_should_be_woken_when_their_dependency_becomes_ready() {
+    let h = Harness::start();
+    let stack = TestStack::new()
+        .with_service(TestService::new("db").exec_health())
+        .with_service(TestService::new("api").depends_on("db"));
+    h.apply(&stack).await;
+    h.wait_until("db's container runs", |h| h.running("db").len() == 1).await;
+    h.wait_until("api waits for db", |h| h.reason("api").as_deref() == Some("WaitingForDependencies")).await;
+    assert!(h.containers("api").is_empty(), "nothing is created before db is ready");
+
+    // Docker reports db healthy: its event wakes db, db's success wakes api.
+    let db = h.running("db")[0].id.clone();
+    h.fake.set_health(&db, DockerHealth::Healthy);
+    h.wait_synced("db").await;
+    h.wait_until("api was woken by db", |h| h.reconciles_of("api").iter().any(|t| t == "dependency")).await;
+    h.wait_synced("api").await;
+    assert_eq!(h.running("api").len(), 1);
+    assert!(h.reconciles_of("db").iter().any(|t| t == "docker-event"), "{:?}", h.reconciles_of("db"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_container_killed_behind_the_controllers_back_should_be_started_again() {
+    let h = Harness::start();
+    h.apply(&TestStack::new().with_service(TestService::new("web").replicas(2))).await;
+    h.wait_synced("web").await;
+    let victim = h.running("web")[0].id.clone();
+    h.fake.kill(&victim, 137);
+    h.wait_until("the killed container runs again", |h| {
+        h.fake.container(&victim).is_some_and(|c| c.observed.is_running())
+    })
+    .await;
+    h.wait_synced("web").await;
+    assert_eq!(h.service("web").unwrap().restarts, 1);
+    assert!(!h.events("ContainerDied").is_empty());
+    h.wait_until("the correction is counted", |h| {
+        h.metric(r#"meme_drift_corrections_total{service="web",reason="stopped"}"#) == Some(1.0)
+    })
+    .await;
+    h.stop().await;
+}
