@@ -159,6 +159,7 @@ fn metrics_should_pass_promtool_and_be_scraped_by_prometheus() {
     assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
     for name in [
         "meme_reconcile_total{",
+        "meme_reconcile_errors_total{service=\"web\",kind=\"pull\"} 0",
         "meme_reconcile_duration_seconds_bucket{",
         "meme_reconcile_actions_total{service=\"web\",action=\"create\"}",
         "meme_service_ready{service=\"web\"} 1",
