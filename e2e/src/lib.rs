@@ -489,6 +489,21 @@ impl TestEnv {
         }
     }
 
+    /// The controller's process id, while it runs.
+    #[must_use]
+    pub fn controller_pid(&self) -> Option<u32> {
+        self.controller.as_ref().map(Child::id)
+    }
+
+    /// The controller's peak resident memory so far (`VmHWM`), in bytes.
+    #[must_use]
+    pub fn controller_peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.controller_pid()?)).ok()?;
+        let kib: u64 =
+            status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Whether the controller process is still running.
     pub fn controller_alive(&mut self) -> bool {
         self.controller.as_mut().is_some_and(|c| c.try_wait().is_ok_and(|s| s.is_none()))

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -29,8 +30,9 @@ pub const MAX_DOCUMENTS: usize = 1_000;
 pub struct ManifestTree {
     /// How the folder is shown in diagnostics (`manifests/staging`).
     pub root: String,
-    /// Relative path → content. Every file of the folder, manifests or not.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// Relative path → content. Every file of the folder, manifests or not. Shared: a git tree
+    /// that lists one blob many times holds its bytes once.
+    pub files: BTreeMap<String, Arc<[u8]>>,
     /// Symbolic links found in the folder and not followed: the controller reads committed git
     /// objects, where a link is a path and not the file it names, so it skips them too.
     pub links: Vec<String>,
@@ -46,7 +48,7 @@ impl ManifestTree {
     /// Adds a file.
     #[must_use]
     pub fn with_file(mut self, path: impl Into<String>, content: impl Into<Vec<u8>>) -> Self {
-        self.files.insert(path.into(), content.into());
+        self.files.insert(path.into(), Arc::from(content.into()));
         self
     }
 
@@ -81,7 +83,7 @@ impl ManifestTree {
                             path.display()
                         )));
                     }
-                    tree.files.insert(rel, std::fs::read(&path)?);
+                    tree.files.insert(rel, Arc::from(std::fs::read(&path)?));
                 }
             }
         }
@@ -199,7 +201,7 @@ impl ManifestSet {
     /// The content of a `files` source, relative to the folder.
     #[must_use]
     pub fn file(&self, source: &str) -> Option<&[u8]> {
-        self.tree.files.get(source).map(Vec::as_slice)
+        self.tree.files.get(source).map(|bytes| &bytes[..])
     }
 }
 

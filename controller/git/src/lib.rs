@@ -20,11 +20,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use meme_api::ManifestTree;
 use meme_api::load::MAX_FILE_BYTES;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
+
+mod limits;
+
+pub use limits::{ReadLimits, ReadStats};
 
 /// How long one git invocation (or one batch of blob reads) may take before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -183,6 +189,33 @@ pub enum GitError {
         /// What was wrong.
         detail: String,
     },
+    /// The folder lists more entries than [`ReadLimits::max_entries`].
+    #[error("{path}: the folder lists more than {limit} entries at this revision; nothing of it was read")]
+    TooManyEntries {
+        /// The first entry over the limit, as shown in diagnostics.
+        path: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The files of the folder together are larger than [`ReadLimits::max_total_bytes`] (a
+    /// blob listed under several paths counts once per path).
+    #[error(
+        "{path}: the folder's files total more than {limit} bytes by this file (a file listed under several names counts each time); nothing of it was read"
+    )]
+    TreeTooLarge {
+        /// The file at which the total went over, as shown in diagnostics.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// `git ls-tree` printed more than [`ReadLimits::max_listing_bytes`] for the folder.
+    #[error("{path}: the listing of the folder is over {limit} bytes at this revision; nothing of it was read")]
+    ListingTooLarge {
+        /// The folder, as shown in diagnostics.
+        path: String,
+        /// The limit.
+        limit: usize,
+    },
     /// A file of the folder is larger than [`MAX_FILE_BYTES`].
     #[error("{path}: {size} bytes is over the {MAX_FILE_BYTES}-byte limit for files in a manifests folder")]
     FileTooLarge {
@@ -191,6 +224,21 @@ pub enum GitError {
         /// Its size in bytes.
         size: u64,
     },
+}
+
+impl GitError {
+    /// Whether the revision's content is over a limit (as opposed to git failing): the
+    /// revision is refused like an invalid one, and retrying will not help.
+    #[must_use]
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            Self::FileTooLarge { .. }
+                | Self::TooManyEntries { .. }
+                | Self::TreeTooLarge { .. }
+                | Self::ListingTooLarge { .. }
+        )
+    }
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -340,13 +388,32 @@ impl GitRepo {
     }
 
     /// Every file under the folder `path` as committed at `rev`, with paths relative to the
-    /// folder and the tree shown as `display_root`. Submodules and symbolic links are skipped.
+    /// folder and the tree shown as `display_root`. Submodules, symbolic links and hidden
+    /// entries (a path component starting with `.`, as when the folder is read from disk) are
+    /// skipped. Bounded by [`ReadLimits::DEFAULT`]; see [`Self::read_tree_counted`].
     ///
     /// # Errors
-    /// [`GitError::PathNotFound`] when the folder does not exist at `rev`,
-    /// [`GitError::FileTooLarge`] for files over [`MAX_FILE_BYTES`], [`GitError::Command`] when
-    /// `rev` does not exist, [`GitError::InvalidPath`], spawn, timeout, I/O and protocol errors.
+    /// As [`Self::read_tree_counted`].
     pub async fn read_tree(&self, rev: &str, path: &str, display_root: &str) -> Result<ManifestTree, GitError> {
+        self.read_tree_counted(rev, path, display_root, ReadLimits::DEFAULT).await.map(|(tree, _)| tree)
+    }
+
+    /// [`Self::read_tree`] under explicit `limits`, with what the read cost. The listing is
+    /// checked against the limits before any content is read, and each blob is read once
+    /// however many paths list it: the tree shares its bytes between those paths.
+    ///
+    /// # Errors
+    /// [`GitError::PathNotFound`] when the folder does not exist at `rev`; [`GitError::FileTooLarge`],
+    /// [`GitError::TooManyEntries`], [`GitError::TreeTooLarge`] and [`GitError::ListingTooLarge`]
+    /// over the limits; [`GitError::Command`] when `rev` does not exist, [`GitError::InvalidPath`],
+    /// spawn, timeout, I/O and protocol errors.
+    pub async fn read_tree_counted(
+        &self,
+        rev: &str,
+        path: &str,
+        display_root: &str,
+        limits: ReadLimits,
+    ) -> Result<(ManifestTree, ReadStats), GitError> {
         let path = normalize_path(path)?;
         let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
         let operation = format!("ls-tree -r {rev} {prefix}");
@@ -356,7 +423,11 @@ impl GitRepo {
         if !prefix.is_empty() {
             args.push(&prefix);
         }
-        let out = self.run(&operation, args).await?;
+        let tree = ManifestTree::new(display_root);
+        let out = self.run_bounded(&operation, args, limits.max_listing_bytes).await?;
+        let Some(out) = out else {
+            return Err(GitError::ListingTooLarge { path: tree.root.clone(), limit: limits.max_listing_bytes });
+        };
         if !out.status.success() {
             return Err(self.command_error(&operation, &out));
         }
@@ -364,15 +435,23 @@ impl GitRepo {
         if entries.is_empty() && !path.is_empty() {
             return Err(GitError::PathNotFound { path, revision: rev.to_owned() });
         }
+        let mut stats = ReadStats { entries: entries.len(), ..ReadStats::default() };
+        if entries.len() > limits.max_entries {
+            let at = &entries[limits.max_entries];
+            let rel = String::from_utf8_lossy(at.path.strip_prefix(prefix.as_bytes()).unwrap_or(at.path));
+            return Err(GitError::TooManyEntries { path: tree.display(&rel), limit: limits.max_entries });
+        }
 
-        let mut tree = ManifestTree::new(display_root);
-        let mut wanted = Vec::new();
-        for entry in entries {
+        // Which blob each file is, and each blob once, in order of first appearance.
+        let mut files: Vec<(String, usize)> = Vec::new();
+        let mut unique: Vec<Wanted> = Vec::new();
+        let mut index_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for entry in &entries {
             if entry.kind != "blob" || entry.mode == SYMLINK_MODE {
                 continue;
             }
             let Some(rel) = entry.path.strip_prefix(prefix.as_bytes()) else { continue };
-            if rel.is_empty() {
+            if rel.is_empty() || rel.split(|&b| b == b'/').any(|c| c.starts_with(b".")) {
                 continue;
             }
             let rel = String::from_utf8_lossy(rel).into_owned();
@@ -382,16 +461,29 @@ impl GitRepo {
             if size > MAX_FILE_BYTES as u64 {
                 return Err(GitError::FileTooLarge { path: tree.display(&rel), size });
             }
-            wanted.push(Wanted { oid: entry.oid.to_owned(), size, display: tree.display(&rel), rel });
+            // Every copy counts: the loader and the containers see each path's content.
+            stats.total_bytes += size;
+            if stats.total_bytes > limits.max_total_bytes {
+                return Err(GitError::TreeTooLarge { path: tree.display(&rel), limit: limits.max_total_bytes });
+            }
+            let index = *index_of.entry(entry.oid).or_insert_with(|| {
+                unique.push(Wanted { oid: entry.oid.to_owned(), size, display: tree.display(&rel) });
+                unique.len() - 1
+            });
+            files.push((rel, index));
         }
 
         let started = Instant::now();
-        let contents = self.read_blobs(&wanted).await?;
-        tracing::trace!(repo = %self.display, rev, path = %path, files = wanted.len(), elapsed = ?started.elapsed(), "read blobs");
-        for (want, content) in wanted.into_iter().zip(contents) {
-            tree.files.insert(want.rel, content);
+        let contents: Vec<Arc<[u8]>> = self.read_blobs(&unique).await?.into_iter().map(Arc::from).collect();
+        stats.files = files.len();
+        stats.blobs = unique.len();
+        stats.bytes_read = unique.iter().map(|w| w.size).sum();
+        tracing::debug!(repo = %self.display, rev, path = %path, entries = stats.entries, files = stats.files, blobs = stats.blobs, bytes_read = stats.bytes_read, elapsed = ?started.elapsed(), "read tree");
+        let mut tree = tree;
+        for (rel, index) in files {
+            tree.files.insert(rel, Arc::clone(&contents[index]));
         }
-        Ok(tree)
+        Ok((tree, stats))
     }
 
     /// The repository's git dir and common dir (they differ for linked worktrees), both
@@ -480,6 +572,50 @@ impl GitRepo {
         S: AsRef<OsStr>,
     {
         command(&self.dir, args)
+    }
+
+    /// Runs a one-shot git command to completion under the timeout, keeping at most
+    /// `max_stdout` bytes of its output: `None` (and the child killed) when it prints more.
+    /// Stderr is kept up to 64 KiB.
+    async fn run_bounded<I, S>(&self, operation: &str, args: I, max_stdout: usize) -> Result<Option<Output>, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child =
+            self.command(args).spawn().map_err(|source| GitError::Spawn { repo: self.display.clone(), source })?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(GitError::Spawn {
+                repo: self.display.clone(),
+                source: io::Error::other("git started without its pipes"),
+            });
+        };
+        let limit = u64::try_from(max_stdout).unwrap_or(u64::MAX).saturating_add(1);
+        // Stdout first, then stderr: the commands run this way print only a short message on
+        // stderr, which the pipe's buffer holds meanwhile.
+        let collect = async {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            stdout.take(limit).read_to_end(&mut out).await?;
+            if out.len() > max_stdout {
+                return Ok(None);
+            }
+            let mut stderr = stderr;
+            (&mut stderr).take(64 * 1024).read_to_end(&mut err).await?;
+            tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await?;
+            let status = child.wait().await?;
+            Ok::<_, io::Error>(Some(Output { status, stdout: out, stderr: err }))
+        };
+        match tokio::time::timeout(self.timeout, collect).await {
+            Err(_elapsed) => Err(self.timeout_error(operation)),
+            Ok(Err(source)) => Err(GitError::Io {
+                operation: operation.to_owned(),
+                repo: self.display.clone(),
+                source,
+                stderr: String::new(),
+            }),
+            // Over the limit: the child is killed when dropped (`kill_on_drop`).
+            Ok(Ok(out)) => Ok(out),
+        }
     }
 
     /// Runs a one-shot git command to completion under the timeout.
@@ -577,11 +713,10 @@ impl GitRepo {
     }
 }
 
-/// A blob to read: its id, the size ls-tree reported, where it goes.
+/// A blob to read: its id, the size ls-tree reported, and the (first) file it backs.
 struct Wanted {
     oid: String,
     size: u64,
-    rel: String,
     display: String,
 }
 
@@ -940,7 +1075,7 @@ mod tests {
         *repo.cat_file.lock().await = Some(cat);
 
         let tree = repo.read_tree("HEAD", "m", "m").await.unwrap();
-        assert_eq!(tree.files["a.yaml"], b"a: 1\n");
+        assert_eq!(&*tree.files["a.yaml"], b"a: 1\n");
         let pid = repo.cat_file_pid().await;
         assert!(pid.is_some() && pid != impostor_pid);
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meme_api::load::MAX_FILE_BYTES;
-use meme_git::{GitError, GitRepo};
+use meme_git::{GitError, GitRepo, ReadLimits};
 use tempfile::TempDir;
 
 const STAGING: &str = "manifests/staging";
@@ -78,8 +78,8 @@ fn staging_files() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn expected(files: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, Vec<u8>> {
-    files.iter().map(|(rel, content)| ((*rel).to_owned(), content.clone())).collect()
+fn expected(files: &[(&str, Vec<u8>)]) -> std::collections::BTreeMap<String, Arc<[u8]>> {
+    files.iter().map(|(rel, content)| ((*rel).to_owned(), Arc::from(content.as_slice()))).collect()
 }
 
 /// A repository with the staging folder, a sibling folder and a look-alike prefix folder.
@@ -217,10 +217,10 @@ async fn read_tree_returns_exactly_the_committed_files() {
     let tree = repo.read_tree("HEAD", STAGING, STAGING).await.unwrap();
     assert_eq!(tree.root, STAGING);
     assert_eq!(tree.files, expected(&staging_files()));
-    assert_eq!(tree.files["files/caddy/Caddyfile"], b":80 {\n\treverse_proxy backend:8080\n}\n");
-    assert_eq!(tree.files["files/empty"], b"");
-    assert_eq!(tree.files["files/blob-newline.bin"], binary_with_newline());
-    assert_eq!(tree.files["files/blob-no-newline.bin"], binary_without_newline());
+    assert_eq!(&*tree.files["files/caddy/Caddyfile"], b":80 {\n\treverse_proxy backend:8080\n}\n");
+    assert_eq!(&*tree.files["files/empty"], b"");
+    assert_eq!(&*tree.files["files/blob-newline.bin"], binary_with_newline());
+    assert_eq!(&*tree.files["files/blob-no-newline.bin"], binary_without_newline());
 
     // The same folder spelled differently, and shown differently.
     for spelling in ["manifests/staging/", "./manifests/staging", "/manifests//staging/"] {
@@ -236,7 +236,7 @@ async fn read_tree_returns_exactly_the_committed_files() {
     let at_first = repo.read_tree(&first, STAGING, STAGING).await.unwrap();
     assert_eq!(at_first.files, expected(&staging_files()));
     let at_second = repo.read_tree(&second, STAGING, STAGING).await.unwrap();
-    assert_eq!(at_second.files["stack.yaml"], b"committed later\n");
+    assert_eq!(&*at_second.files["stack.yaml"], b"committed later\n");
     assert!(at_second.files.contains_key("staged.yaml"));
     assert!(at_second.files.contains_key("untracked.yaml"));
     assert!(!at_second.files.contains_key("backend.yaml"));
@@ -250,9 +250,12 @@ async fn read_tree_of_the_root() {
     for path in ["", ".", "./", "/"] {
         let tree = repo.read_tree(&id, path, ".").await.unwrap();
         assert_eq!(tree.files.len(), staging_files().len() + 4, "{path:?}");
-        assert_eq!(tree.files["--"], b"not a separator\n");
-        assert_eq!(tree.files["README.md"], b"# repo\n");
-        assert_eq!(tree.files["manifests/staging/files/caddy/Caddyfile"], b":80 {\n\treverse_proxy backend:8080\n}\n");
+        assert_eq!(&*tree.files["--"], b"not a separator\n");
+        assert_eq!(&*tree.files["README.md"], b"# repo\n");
+        assert_eq!(
+            &*tree.files["manifests/staging/files/caddy/Caddyfile"],
+            b":80 {\n\treverse_proxy backend:8080\n}\n"
+        );
         assert_eq!(tree.display("README.md"), "README.md");
     }
 }
@@ -334,7 +337,7 @@ async fn works_in_a_linked_worktree() {
     assert_eq!(repo.resolve("HEAD").await.unwrap(), in_wt);
     assert_eq!(repo.resolve("main").await.unwrap(), first);
     let tree = repo.read_tree("HEAD", STAGING, STAGING).await.unwrap();
-    assert_eq!(tree.files["new.yaml"], b"kind: New\n");
+    assert_eq!(&*tree.files["new.yaml"], b"kind: New\n");
     assert_eq!(tree.files.len(), staging_files().len() + 1);
 
     let (git_dir, common_dir) = repo.git_dirs().await.unwrap();
@@ -361,7 +364,7 @@ async fn works_when_dot_git_is_a_file() {
     let repo = GitRepo::open(&work).await.unwrap();
     assert_eq!(repo.resolve("HEAD").await.unwrap(), id);
     let tree = repo.read_tree("main", STAGING, STAGING).await.unwrap();
-    assert_eq!(tree.files["stack.yaml"], b"kind: Stack\n");
+    assert_eq!(&*tree.files["stack.yaml"], b"kind: Stack\n");
     let (git_dir, common_dir) = repo.git_dirs().await.unwrap();
     assert_eq!(git_dir.canonicalize().unwrap(), sep.canonicalize().unwrap());
     assert_eq!(common_dir.canonicalize().unwrap(), sep.canonicalize().unwrap());
@@ -384,7 +387,7 @@ async fn spaces_and_unicode_in_names_round_trip() {
     commit_all(&root, "unicode");
     let repo = GitRepo::open(&root).await.unwrap();
     let tree = repo.read_tree("HEAD", folder, folder).await.unwrap();
-    let got: Vec<(&str, &[u8])> = tree.files.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let got: Vec<(&str, &[u8])> = tree.files.iter().map(|(k, v)| (k.as_str(), &v[..])).collect();
     let mut want: Vec<(&str, &[u8])> = files.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
     want.sort();
     assert_eq!(got, want);
@@ -547,4 +550,112 @@ async fn two_hundred_reads_of_a_fifty_file_tree() {
     }
     println!("200 tree_id calls: {:?} total", started.elapsed());
     assert!(elapsed < Duration::from_secs(60), "200 reads took {elapsed:?}");
+}
+
+/// Runs git with `input` on stdin (fixture plumbing: hash-object, mktree).
+fn git_stdin(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run git");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "git {args:?} failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Commits, with plumbing only (nothing is written to the work tree), a `manifests/hostile`
+/// folder that lists the blob `content` under `copies` names, beside a stack.yaml. Returns the
+/// commit id. This is how an 8 KB push can describe gigabytes.
+fn commit_repeated_blob(root: &Path, content: &[u8], copies: usize) -> String {
+    let blob = git_stdin(root, &["hash-object", "-w", "--stdin"], content);
+    let stack = git_stdin(root, &["hash-object", "-w", "--stdin"], b"kind: Stack\n");
+    let mut listing = format!("100644 blob {stack}\tstack.yaml\n");
+    for i in 0..copies {
+        listing.push_str(&format!("100644 blob {blob}\tf{i:05}.bin\n"));
+    }
+    let folder = git_stdin(root, &["mktree"], listing.as_bytes());
+    let manifests = git_stdin(root, &["mktree"], format!("040000 tree {folder}\thostile\n").as_bytes());
+    let top = git_stdin(root, &["mktree"], format!("040000 tree {manifests}\tmanifests\n").as_bytes());
+    git(root, &["commit-tree", &top, "-m", "hostile"])
+}
+
+const MIB: usize = 1 << 20;
+
+#[tokio::test]
+async fn a_blob_listed_many_times_is_read_once_and_shared() {
+    let (_tmp, root) = init();
+    let commit = commit_repeated_blob(&root, &vec![b'x'; MIB], 20);
+    let repo = GitRepo::open(&root).await.unwrap();
+    let (tree, stats) =
+        repo.read_tree_counted(&commit, "manifests/hostile", "manifests/hostile", ReadLimits::DEFAULT).await.unwrap();
+    assert_eq!(tree.files.len(), 21);
+    assert_eq!((stats.entries, stats.files, stats.blobs), (21, 21, 2));
+    assert_eq!(stats.total_bytes, 20 * MIB as u64 + 12);
+    assert_eq!(stats.bytes_read, MIB as u64 + 12, "each blob read once");
+    assert!(Arc::ptr_eq(&tree.files["f00000.bin"], &tree.files["f00019.bin"]), "the copies share one buffer");
+    println!("20 x 1 MiB listed: {stats:?}");
+}
+
+/// Issue 11.1a: one 4 MiB blob listed 1,500 times (a push of a few KB) was a 6 GB read. The
+/// listing alone now refuses it, naming the file at which the total went over, and nothing
+/// of it is read.
+#[tokio::test]
+async fn a_4_mib_blob_listed_1500_times_is_refused_before_any_read() {
+    let (_tmp, root) = init();
+    let commit = commit_repeated_blob(&root, &vec![b'x'; MAX_FILE_BYTES], 1500);
+    let pack = git(&root, &["count-objects", "-v"]);
+    println!("object store for the hostile commit:\n{pack}");
+    let repo = GitRepo::open(&root).await.unwrap();
+    let started = Instant::now();
+    let err = repo.read_tree(&commit, "manifests/hostile", "manifests/hostile").await.unwrap_err();
+    println!("refused in {:?}: {err}", started.elapsed());
+    // 8 x 4 MiB = 32 MiB is the limit: the ninth copy goes over (stack.yaml sorts last).
+    assert!(
+        matches!(&err, GitError::TreeTooLarge { path, limit } if path == "manifests/hostile/f00008.bin" && *limit == 32 << 20),
+        "{err:?}"
+    );
+    assert!(err.is_over_limit());
+    assert_eq!(repo.cat_file_pid().await, None, "no blob was read");
+}
+
+#[tokio::test]
+async fn too_many_entries_or_too_long_a_listing_is_refused() {
+    let (_tmp, root) = init();
+    let commit = commit_repeated_blob(&root, b"", 5_000);
+    let repo = GitRepo::open(&root).await.unwrap();
+    let err = repo.read_tree(&commit, "manifests/hostile", "manifests/hostile").await.unwrap_err();
+    assert!(
+        matches!(&err, GitError::TooManyEntries { path, limit: 5_000 } if path == "manifests/hostile/stack.yaml"),
+        "{err:?}"
+    );
+    let limits = ReadLimits { max_listing_bytes: 4096, ..ReadLimits::DEFAULT };
+    let err = repo.read_tree_counted(&commit, "manifests/hostile", "manifests/hostile", limits).await.unwrap_err();
+    assert!(matches!(&err, GitError::ListingTooLarge { path, limit: 4096 } if path == "manifests/hostile"), "{err:?}");
+    // Within the limits the same folder reads: 4,999 empty copies and the stack.
+    let commit = commit_repeated_blob(&root, b"", 4_999);
+    let (tree, stats) =
+        repo.read_tree_counted(&commit, "manifests/hostile", "manifests/hostile", ReadLimits::DEFAULT).await.unwrap();
+    assert_eq!((tree.files.len(), stats.blobs), (5_000, 2));
+}
+
+#[tokio::test]
+async fn hidden_entries_are_neither_read_nor_counted() {
+    let (_tmp, root) = init();
+    write(&root, "manifests/app/stack.yaml", "kind: Stack\n");
+    write(&root, "manifests/app/.cache/big.bin", vec![1u8; MAX_FILE_BYTES]);
+    write(&root, "manifests/app/.hidden.yaml", "kind: Deployment\n");
+    let commit = commit_all(&root, "hidden");
+    let repo = GitRepo::open(&root).await.unwrap();
+    let (tree, stats) =
+        repo.read_tree_counted(&commit, "manifests/app", "manifests/app", ReadLimits::DEFAULT).await.unwrap();
+    assert_eq!(tree.files.keys().collect::<Vec<_>>(), ["stack.yaml"]);
+    assert_eq!((stats.entries, stats.files, stats.bytes_read), (3, 1, 12));
 }

@@ -206,10 +206,12 @@ impl SourceLoop {
         self.ctx.update_status(|s| s.source.tip = Some(tip.clone()));
 
         let tree = match self.repo.read_tree(&revision, &self.config.path, &self.config.path).await {
-            // Hidden files are skipped, as when the folder is read from disk (`memectl validate`).
-            Ok(mut tree) => {
-                tree.files.retain(|path, _| !path.split('/').any(|c| c.starts_with('.')));
-                tree
+            Ok(tree) => tree,
+            Err(e) if e.is_over_limit() => {
+                tracing::error!(revision = %short(&revision), error = %e, "revision over the read limits; the last good revision stays in force");
+                self.fail(Some(&revision), "RevisionTooLarge", &e.to_string());
+                self.ctx.metrics.source_error("validation");
+                return;
             }
             Err(e) => {
                 self.fail(Some(&revision), "GitError", &e.to_string());
@@ -217,9 +219,16 @@ impl SourceLoop {
                 return;
             }
         };
-        let set = match meme_api::load(&tree) {
-            Ok(set) => set,
-            Err(diagnostics) => {
+        // Parsing, validating and hashing are CPU-bound (seconds for a large revision): on the
+        // blocking pool, so the async workers keep answering /healthz, /metrics and the API.
+        let rev = revision.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            meme_api::load(&tree).map(|set| Arc::new(DesiredState::new(&set, &rev)))
+        })
+        .await;
+        let state = match loaded {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(diagnostics)) => {
                 let text = diagnostics.to_string();
                 tracing::error!(revision = %short(&revision), errors = diagnostics.error_count(), "revision fails validation; the last good revision stays in force");
                 for d in diagnostics.0.iter().filter(|d| d.is_error()) {
@@ -229,14 +238,20 @@ impl SourceLoop {
                 self.ctx.metrics.source_error("validation");
                 return;
             }
+            Err(join) => {
+                // A panic in the loader is a bug; it must not take the source loop with it.
+                tracing::error!(revision = %short(&revision), error = %join, "loading the revision panicked");
+                self.fail(Some(&revision), "InvalidManifest", "loading the revision failed (a bug: see the log)");
+                self.ctx.metrics.source_error("validation");
+                return;
+            }
         };
-        let state = Arc::new(DesiredState::new(&set, &revision));
         tracing::info!(revision = %short(&revision), stack = %state.stack, services = state.services.len(), "applying revision");
-        self.ctx.set_desired(state);
+        self.ctx.set_desired(Arc::clone(&state));
         self.revisions.applied = Some(revision.clone());
         self.ctx.metrics.applied_revision(&revision);
         self.ctx.update_status(|s| {
-            s.stack = Some(set.stack.object.metadata.name.clone());
+            s.stack = Some(state.stack.clone());
             s.source.error = None;
             s.applied = Some(tip);
             // Until the loop has looked at every service, the new revision is not Synced: a

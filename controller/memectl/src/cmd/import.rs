@@ -125,7 +125,7 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<Outcome> {
     let files = render(&import, &shown)?;
     let mut tree = ManifestTree::new(root.clone());
     for (name, content) in &files {
-        tree.files.insert(name.clone(), content.clone().into_bytes());
+        tree.files.insert(name.clone(), content.clone().into_bytes().into());
     }
 
     for finding in &findings {
