@@ -175,6 +175,17 @@ impl Context {
         self.desired.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// The revision a service of the desired state belongs to: that of the state in force when
+    /// `service` is one of its services, else empty (a newer state replaced it meanwhile, so a
+    /// verdict about it is about no revision in force).
+    #[must_use]
+    pub fn revision_of(&self, service: &crate::reconcile::desired::DesiredService) -> String {
+        self.desired()
+            .filter(|d| d.services.get(service.name()).is_some_and(|s| std::ptr::eq(s.as_ref(), service)))
+            .map(|d| d.revision.clone())
+            .unwrap_or_default()
+    }
+
     /// Puts a new desired state in force.
     pub fn set_desired(&self, state: Arc<DesiredState>) {
         *self.desired.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(state);

@@ -110,3 +110,57 @@ fn rollback_should_be_a_revert_the_controller_applies() {
     let out = memectl(&env, &["diff", "--path", "manifests"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// The README's CI smoke step on the fix after a broken commit: `wait --revision <fix>` must
+/// never fail with the verdict about the broken revision before it (the status once showed the
+/// new tip beside the old error, or a service's old Degraded phase beside the new applied
+/// revision). Ten break/fix rounds in a row, every third one a rollout that cannot become
+/// healthy (Degraded) instead of an invalid manifest; each wait must exit 0.
+// See: #9
+#[test]
+fn issue_9_wait_ignores_verdicts_of_older_revisions() {
+    let mut env = TestEnv::new(&[("stack.yaml", STACK), ("web.yaml", &web("meme-demo:v1"))]);
+    env.start();
+    let out = memectl(&env, &["wait", "--for", "synced", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for round in 0..10 {
+        let degraded = round % 3 == 2;
+        let broken = if degraded {
+            env.write_files(&[(
+                "web.yaml",
+                &Service::new("web", "meme-demo:v3")
+                    .replicas(2)
+                    .env("FAIL_HEALTH", "1")
+                    .spec("  progressDeadline: 2s\n")
+                    .yaml(),
+            )]);
+            env.commit(&format!("round {round}: a rollout that cannot become healthy"))
+        } else {
+            env.write_files(&[("web.yaml", &Service::new("web", "meme-demo:v1").spec("  imagee: typo\n").yaml())]);
+            env.commit(&format!("round {round}: an invalid manifest"))
+        };
+        // The controller judges the broken revision: waiting for it fails, saying why.
+        let out = memectl(&env, &["wait", "--for", "synced", "--revision", &broken, "--timeout", "60s"]);
+        assert_eq!(out.status.code(), Some(1), "round {round}: {}", text(&out));
+        let why = if degraded { "Degraded" } else { "will not be applied" };
+        assert!(text(&out).contains(why), "round {round}: {}", text(&out));
+
+        // The fix, and at once the smoke step on it.
+        let image = if round % 2 == 0 { "meme-demo:v2" } else { "meme-demo:v1" };
+        env.write_files(&[("web.yaml", &web(image))]);
+        env.commit(&format!("round {round}: fix"));
+        let head = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
+        let out = memectl(&env, &["wait", "--for", "synced", "--revision", &head, "--timeout", "90s"]);
+        assert_eq!(out.status.code(), Some(0), "round {round}: wait on the fix failed:\n{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(&format!("synced at {}", &head[..7])),
+            "round {round}: {}",
+            text(&out)
+        );
+        let list = env.containers(Some("web"));
+        assert!(list.iter().all(|c| c.image == image && c.label("pro.memeit.revision") == head), "{list:?}");
+    }
+    // `--revision HEAD` is resolved in the repository, not read as a commit-id prefix.
+    let out = memectl(&env, &["wait", "--for", "synced", "--revision", "HEAD", "--timeout", "30s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

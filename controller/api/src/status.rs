@@ -66,6 +66,10 @@ pub struct SourceStatus {
     /// Why the tip is not applied (validation errors as `file:line:col: ...`, or a git error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The revision `error` is about (the tip that failed validation or could not be read),
+    /// published together with it; absent for an error about no revision (a failed fetch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_revision: Option<String>,
 }
 
 /// A condition, as in Kubernetes: a type, whether it holds, a PascalCase reason and a message.
@@ -126,6 +130,10 @@ pub struct ServiceStatus {
     pub updated_replicas: u32,
     /// `Synced`, `Progressing` or `Degraded`.
     pub phase: String,
+    /// The revision whose manifests `phase` and `conditions` were judged against; empty when
+    /// unknown. A verdict about an older revision is not one about the applied revision.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
     /// Conditions.
     pub conditions: Vec<Condition>,
     /// Container restarts seen since the controller started.
@@ -159,6 +167,11 @@ pub struct ControllerStatus {
     pub stack: Option<String>,
     /// Sync status.
     pub sync_status: SyncStatus,
+    /// The revision the sync status is about: the tip that failed (`OutOfSync`), else the
+    /// applied revision. `Synced` and `Degraded` are only said of the applied revision once every
+    /// service was judged at it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_revision: Option<String>,
     /// Whether an operator suspended reconciliation.
     pub suspended: bool,
     /// The source.

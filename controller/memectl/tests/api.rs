@@ -131,17 +131,84 @@ fn wait_should_exit_0_once_synced() {
 
 #[test]
 fn wait_with_revision_should_exit_0_only_when_that_revision_is_applied() {
+    // Outside any git repository, a commit id is taken as a prefix.
+    let nowhere = tempfile::tempdir().unwrap();
     let server = serve_statuses(vec![with_sync(SyncStatus::Synced)]);
-    memectl(&server.url).args(["wait", "--for", "synced", "--revision", "4f1c2a9"]).assert().success();
     memectl(&server.url)
+        .current_dir(nowhere.path())
+        .args(["wait", "--for", "synced", "--revision", "4f1c2a9"])
+        .assert()
+        .success();
+    memectl(&server.url)
+        .current_dir(nowhere.path())
         .args(["wait", "--for", "synced", "--revision", "4f1c2a9e8b7d6c5f4e3d2c1b0a9f8e7d6c5b4a39"])
         .assert()
         .success();
     memectl(&server.url)
+        .current_dir(nowhere.path())
         .args(["wait", "--for", "synced", "--revision", "deadbee", "--timeout", "300ms", "--interval", "50ms"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("error: timed out after 300ms waiting for synced at deadbee"));
+}
+
+/// A git repository in a temp dir with one commit; returns it and the commit's id.
+fn one_commit_repo() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "Bump"]);
+    git(&["tag", "v1"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    (dir, head)
+}
+
+// See: #9
+#[test]
+fn issue_9_wait_revision_resolves_any_git_revision_or_exits_2_at_once() {
+    let (repo, head) = one_commit_repo();
+    let mut status = with_sync(SyncStatus::Synced);
+    status.applied.as_mut().unwrap().revision.clone_from(&head);
+    status.sync_revision = Some(head.clone());
+    let server = serve_statuses(vec![status]);
+    for rev in ["HEAD", "main", "v1", &head[..10]] {
+        memectl(&server.url)
+            .current_dir(repo.path())
+            .args(["wait", "--for", "synced", "--revision", rev, "--timeout", "5s"])
+            .assert()
+            .success()
+            .stdout(format!("synced at {} \"Bump backend and worker to 4f1c2a9\"\n", &head[..7]));
+    }
+    // Not a revision of this repository, or no repository to resolve a name in: refused at
+    // once (the server is never asked), not a wait until the timeout.
+    let asked = server.requests().len();
+    memectl(&server.url)
+        .current_dir(repo.path())
+        .args(["wait", "--for", "synced", "--revision", "no-such-branch", "--timeout", "1m"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--revision no-such-branch names no commit"));
+    let nowhere = tempfile::tempdir().unwrap();
+    memectl(&server.url)
+        .current_dir(nowhere.path())
+        .args(["wait", "--for", "synced", "--revision", "HEAD", "--timeout", "1m"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot resolve --revision HEAD"));
+    assert_eq!(server.requests().len(), asked);
 }
 
 #[test]

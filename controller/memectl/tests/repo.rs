@@ -84,6 +84,7 @@ fn history_should_mark_the_applied_and_tip_rows_when_the_controller_answers() {
             // The tip is a commit that did not touch the folder: its row is the last one that did.
             tip: Some(RevisionInfo { revision: c4.clone(), subject: "other folder".into() }),
             error: None,
+            error_revision: None,
         },
         applied: Some(RevisionInfo { revision: c1.clone(), subject: "add the shop stack".into() }),
         ..ControllerStatus::default()

@@ -326,6 +326,7 @@ fn set_failed_status(ctx: &Context, service: &DesiredService, reason: &str, mess
     status.image.clone_from(&service.deployment.spec.image);
     status.desired_replicas = service.deployment.spec.replicas;
     status.phase = "Degraded".into();
+    status.revision = ctx.revision_of(service);
     status.conditions =
         conditions(Phase::Degraded, reason, message, status.ready_replicas, status.desired_replicas, true);
     ctx.set_service_status(status);
@@ -378,6 +379,7 @@ fn record_status(
     ctx.set_service_status(ServiceStatus {
         conditions: conditions(phase, reason, &message, ready, spec.replicas, error.is_some()),
         phase: format!("{phase:?}"),
+        revision: ctx.revision_of(&resolved.service),
         name,
         image: spec.image.clone(),
         image_id,

@@ -281,16 +281,24 @@ fn wake_dependents(ctx: &Context, queue: &mut WorkQueue, service: &str) {
 /// The stack-level sync status from the services' phases and the source.
 fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
     let status = ctx.update_status(|s| {
+        let applied = s.applied.as_ref().map(|a| a.revision.clone());
+        // Only a service's verdict about the applied revision counts: one still showing the
+        // phase it had at an older revision has not been judged at this one yet.
+        let current = |x: &meme_api::status::ServiceStatus| applied.as_deref() == Some(x.revision.as_str());
         s.sync_status = if s.suspended {
             SyncStatus::Suspended
         } else if s.applied.is_none() || s.source.error.is_some() {
             SyncStatus::OutOfSync
-        } else if s.services.iter().any(|x| x.phase == "Degraded") {
+        } else if s.services.iter().any(|x| x.phase == "Degraded" && current(x)) {
             SyncStatus::Degraded
-        } else if !queue.is_idle() || s.services.iter().any(|x| x.phase != "Synced") {
+        } else if !queue.is_idle() || s.services.iter().any(|x| x.phase != "Synced" || !current(x)) {
             SyncStatus::Progressing
         } else {
             SyncStatus::Synced
+        };
+        s.sync_revision = match s.sync_status {
+            SyncStatus::OutOfSync => s.source.error_revision.clone().or(applied),
+            _ => applied,
         };
         s.sync_status
     });

@@ -75,6 +75,12 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 struct Revisions {
     tip: Option<String>,
     applied: Option<String>,
+    /// Why the tip is not applied, when it is not: shown again once a fetch error clears.
+    tip_error: Option<String>,
+    /// Whether the error shown is a failed fetch (about no revision).
+    fetch_failing: bool,
+    /// Whether the error shown is a ref that did not resolve (about no revision).
+    resolve_failing: bool,
 }
 
 /// Follows the ref and feeds valid revisions to the controller.
@@ -155,6 +161,9 @@ impl SourceLoop {
             Ok(()) => {
                 self.fetch_backoff.reset("fetch");
                 self.next_fetch = None;
+                if std::mem::take(&mut self.revisions.fetch_failing) {
+                    self.recovered("fetch").await;
+                }
             }
             Err(e) => {
                 let delay = self.fetch_backoff.next("fetch");
@@ -162,6 +171,7 @@ impl SourceLoop {
                 tracing::warn!(error = %e, retry_in = ?delay, "fetch failed; the last good revision stays in force");
                 self.ctx.metrics.source_error("fetch");
                 self.fail(None, "FetchFailed", &format!("{e} (next fetch in {}s)", delay.as_secs()));
+                self.revisions.fetch_failing = true;
             }
         }
     }
@@ -178,10 +188,14 @@ impl SourceLoop {
             Ok(revision) => revision,
             Err(e) => {
                 self.fail(None, "GitError", &e.to_string());
+                self.revisions.resolve_failing = true;
                 self.ctx.metrics.source_error("git");
                 return;
             }
         };
+        if std::mem::take(&mut self.revisions.resolve_failing) {
+            self.recovered("ref lookup").await;
+        }
         if self.revisions.tip.as_deref() == Some(revision.as_str()) {
             return;
         }
@@ -202,19 +216,20 @@ impl SourceLoop {
         }
         self.revisions.tip = Some(revision.clone());
         self.ctx.metrics.source_revision(&revision);
+        // The tip is published only together with its verdict (applied, or why not), in one
+        // status update: a reader never sees the new tip beside the old tip's error.
         let tip = RevisionInfo { revision: revision.clone(), subject };
-        self.ctx.update_status(|s| s.source.tip = Some(tip.clone()));
 
         let tree = match self.repo.read_tree(&revision, &self.config.path, &self.config.path).await {
             Ok(tree) => tree,
             Err(e) if e.is_over_limit() => {
                 tracing::error!(revision = %short(&revision), error = %e, "revision over the read limits; the last good revision stays in force");
-                self.fail(Some(&revision), "RevisionTooLarge", &e.to_string());
+                self.fail(Some(tip), "RevisionTooLarge", &e.to_string());
                 self.ctx.metrics.source_error("validation");
                 return;
             }
             Err(e) => {
-                self.fail(Some(&revision), "GitError", &e.to_string());
+                self.fail(Some(tip), "GitError", &e.to_string());
                 self.ctx.metrics.source_error("git");
                 return;
             }
@@ -234,14 +249,14 @@ impl SourceLoop {
                 for d in diagnostics.0.iter().filter(|d| d.is_error()) {
                     tracing::error!(revision = %short(&revision), "{d}");
                 }
-                self.fail(Some(&revision), "InvalidManifest", text.trim_end());
+                self.fail(Some(tip), "InvalidManifest", text.trim_end());
                 self.ctx.metrics.source_error("validation");
                 return;
             }
             Err(join) => {
                 // A panic in the loader is a bug; it must not take the source loop with it.
                 tracing::error!(revision = %short(&revision), error = %join, "loading the revision panicked");
-                self.fail(Some(&revision), "InvalidManifest", "loading the revision failed (a bug: see the log)");
+                self.fail(Some(tip), "InvalidManifest", "loading the revision failed (a bug: see the log)");
                 self.ctx.metrics.source_error("validation");
                 return;
             }
@@ -249,11 +264,17 @@ impl SourceLoop {
         tracing::info!(revision = %short(&revision), stack = %state.stack, services = state.services.len(), "applying revision");
         self.ctx.set_desired(Arc::clone(&state));
         self.revisions.applied = Some(revision.clone());
+        self.revisions.tip_error = None;
+        self.revisions.fetch_failing = false;
+        self.revisions.resolve_failing = false;
         self.ctx.metrics.applied_revision(&revision);
         self.ctx.update_status(|s| {
             s.stack = Some(state.stack.clone());
+            s.source.tip = Some(tip.clone());
             s.source.error = None;
+            s.source.error_revision = None;
             s.applied = Some(tip);
+            s.sync_revision = Some(revision.clone());
             // Until the loop has looked at every service, the new revision is not Synced: a
             // `memectl wait --revision` must not see the old Synced beside the new revision.
             if !s.suspended {
@@ -269,13 +290,40 @@ impl SourceLoop {
         let _ = self.signals.send(Signal::DesiredChanged).await;
     }
 
-    fn fail(&self, revision: Option<&str>, reason: &str, message: &str) {
-        let message = match revision {
-            Some(r) => format!("revision {} not applied: {message}", short(r)),
+    /// A fetch or ref lookup works again: its error gives way to the tip's own verdict, and the
+    /// loop recomputes the sync status.
+    async fn recovered(&mut self, what: &str) {
+        let tip = self.revisions.tip.clone();
+        let error = self.revisions.tip_error.clone();
+        self.ctx.update_status(|s| {
+            if s.source.error_revision.is_none() {
+                s.source.error_revision = tip.filter(|_| error.is_some());
+                s.source.error = error;
+            }
+        });
+        self.ctx.events.record(EventType::Normal, "SourceRecovered", None, format!("{what} works again"));
+        let _ = self.signals.send(Signal::Resync).await;
+    }
+
+    /// Reports an error: about the tip `revision` (published with it, in the same update), or
+    /// about no revision (a failed fetch or ref lookup).
+    fn fail(&mut self, revision: Option<RevisionInfo>, reason: &str, message: &str) {
+        let message = match &revision {
+            Some(r) => format!("revision {} not applied: {message}", short(&r.revision)),
             None => message.to_owned(),
         };
+        if revision.is_some() {
+            self.revisions.tip_error = Some(message.clone());
+            self.revisions.fetch_failing = false;
+            self.revisions.resolve_failing = false;
+        }
         let suspended = self.ctx.update_status(|s| {
             s.source.error = Some(message.clone());
+            s.source.error_revision = revision.as_ref().map(|r| r.revision.clone());
+            if let Some(tip) = revision {
+                s.sync_revision = Some(tip.revision.clone());
+                s.source.tip = Some(tip);
+            }
             if !s.suspended {
                 s.sync_status = meme_api::status::SyncStatus::OutOfSync;
             }

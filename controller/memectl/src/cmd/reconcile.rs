@@ -41,5 +41,5 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let goal = Goal { condition: Condition::Synced, revision: None, since: Some(requested) };
-    wait::wait(&client, &goal, args.timeout, POLL_INTERVAL).await
+    wait::wait(&client, &goal, wait::Lineage::none(), args.timeout, POLL_INTERVAL).await
 }
