@@ -75,10 +75,17 @@ pub fn or_none(text: &str) -> &str {
     if text.is_empty() { NONE } else { text }
 }
 
-/// The first line of a message (tables show one line per row).
+/// A message in one table cell: its first line, and a marker saying how many lines were left
+/// out (`describe` and `-o yaml` show them all), so a cut message never reads as a whole one.
 #[must_use]
-pub fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or_default().trim_end()
+pub fn first_line(message: &str) -> String {
+    let mut lines = message.trim().lines();
+    let first = lines.next().unwrap_or_default().trim_end();
+    match lines.count() {
+        0 => first.to_owned(),
+        1 => format!("{first} [+1 line]"),
+        n => format!("{first} [+{n} lines]"),
+    }
 }
 
 /// The age of a service: that of its oldest container (the controller keeps no creation time
@@ -134,7 +141,7 @@ pub fn services_table(services: &[ServiceStatus], view: &View, wide: bool) -> Ta
                 short_hash(&s.spec_hash).to_owned(),
                 short_id(s.image_id.as_deref().unwrap_or_default()).to_owned(),
                 s.restarts.to_string(),
-                first_line(service_message(s)).to_owned(),
+                first_line(service_message(s)),
             ]);
         }
         table.row(row);
@@ -172,7 +179,9 @@ mod tests {
         assert_eq!(short_hash("0123456789abcdef"), "0123456789");
         assert_eq!(short_id("sha256:0123456789abcdef0123"), "0123456789ab");
         assert_eq!(short_id(""), "<none>");
-        assert_eq!(first_line("one\ntwo"), "one");
+        assert_eq!(first_line("one"), "one");
+        assert_eq!(first_line("one\ntwo"), "one [+1 line]");
+        assert_eq!(first_line("rollout failed; last log lines:\na\nb\n"), "rollout failed; last log lines: [+2 lines]");
         assert_eq!(first_line(""), "");
     }
 

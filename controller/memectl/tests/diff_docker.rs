@@ -111,13 +111,16 @@ fn diff_should_compare_the_manifests_with_the_running_containers() {
     repo.write("manifests/api.yaml", API);
     let v2 = repo.commit("web v2, api");
 
-    // The running container is v1: equal, exit 0, nothing printed.
+    // The running container is v1: equal, exit 0, and it says so.
     let output = memectl(repo.path())
         .args(["diff", &v1, "--path", "manifests", "--secrets-dir", &secrets_dir])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("No differences: the running containers of {stack} match manifests at {}.\n", &v1[..12])
+    );
 
     // Without the secrets, the secret is not compared: a note, still equal.
     let output = memectl(repo.path()).args(["diff", &v1, "--path", "manifests"]).output().unwrap();

@@ -129,3 +129,22 @@ fn tables_should_be_coloured_only_when_asked() {
         |s: &str| s.replace("\x1b[31m", "").replace("\x1b[32m", "").replace("\x1b[33m", "").replace("\x1b[0m", "");
     assert_eq!(strip(&text), plain);
 }
+
+/// Multi-line event messages (a failed rollout's log tail, every validation error of a
+/// revision) keep their first line in tables, with a marker counting the rest; `describe`
+/// shows the newest failed rollout in full, with its log tail.
+// See: #9
+#[test]
+fn issue_9_multi_line_messages_are_marked_and_describe_shows_the_log_tail() {
+    let mut events = events();
+    let failed = events.iter_mut().find(|e| e.reason == "RolloutFailed").expect("the fixture has one");
+    failed.message = "rollout did not become healthy within 2m\nlast log lines:\nTraceback (most recent call last):\n  File \"worker.py\", line 3\nModuleNotFoundError: No module named 'ffmpeg'".into();
+    let table = get::events_table(&events, &view(), false);
+    assert!(table.contains("rollout did not become healthy within 2m [+4 lines]\n"), "{table}");
+    let status = status();
+    let text = describe::render(&status, service(&status, "worker"), &events, &view());
+    assert!(
+        text.contains("Last failed rollout (15s ago):\n  rollout did not become healthy within 2m\n  last log lines:\n  Traceback (most recent call last):\n    File \"worker.py\", line 3\n  ModuleNotFoundError: No module named 'ffmpeg'\n"),
+        "{text}"
+    );
+}

@@ -376,11 +376,20 @@ fn diff_offline_should_list_per_field_changes_and_exit_1() {
 }
 
 #[test]
+// See: #9 (diff with no difference says so)
 fn diff_offline_should_exit_0_when_equal_and_2_on_a_bad_revision() {
     let (repo, [_, c2, _, c4]) = four_commits();
     // Different commits, same manifests.
-    memectl(repo.path()).args(["diff", "--offline", &format!("{c2}..HEAD~2")]).assert().code(0).stdout("");
-    memectl(repo.path()).args(["diff", "--offline", &c4, "HEAD", "--path", "manifests"]).assert().code(0).stdout("");
+    memectl(repo.path()).args(["diff", "--offline", &format!("{c2}..HEAD~2")]).assert().code(0).stdout(format!(
+        "No differences: the services of manifests are the same at {} and {}.\n",
+        &c2[..12],
+        &repo.git(&["rev-parse", "HEAD~2"])[..12]
+    ));
+    memectl(repo.path())
+        .args(["diff", "--offline", &c4, "HEAD", "--path", "manifests"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with("No differences"));
     memectl(repo.path())
         .args(["diff", "--offline", "no-such-rev..HEAD", "--path", "manifests"])
         .assert()
@@ -392,4 +401,26 @@ fn diff_offline_should_exit_0_when_equal_and_2_on_a_bad_revision() {
         .code(2)
         .stderr(predicate::str::contains("nowhere does not exist"));
     memectl(repo.path()).args(["diff", "--offline"]).assert().code(2);
+}
+
+/// `echo n | memectl rollback` used to commit: without a terminal, stdin was taken as a yes.
+/// Now it shows what would change and refuses (exit 1) unless `--yes`.
+// See: #9
+#[test]
+fn issue_9_rollback_without_a_terminal_refuses_unless_yes() {
+    let (repo, _) = four_commits();
+    let head = repo.head();
+    for stdin in ["n\n", "y\n", ""] {
+        let output =
+            memectl(repo.path()).args(["rollback", "--path", "manifests"]).write_stdin(stdin).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        assert!(stdout(&output).contains("image: meme-demo:v2 -> meme-demo:v1"), "prints the change: {output:?}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains("stdin is not a terminal; nothing committed") && err.contains("--yes"), "{err}");
+        assert_eq!(repo.head(), head, "nothing committed");
+        assert_eq!(repo.git(&["status", "--porcelain"]), "", "nothing left in the work tree");
+        assert!(!repo.file(".git/REVERT_HEAD").exists());
+    }
+    memectl(repo.path()).args(["rollback", "--path", "manifests", "--yes"]).write_stdin("n\n").assert().success();
+    assert_ne!(repo.head(), head);
 }

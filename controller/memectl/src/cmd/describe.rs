@@ -1,5 +1,6 @@
 //! `memectl describe service NAME`: one service in detail, like `kubectl describe`: its spec
-//! summary, conditions, containers and recent events (those of `/api/v1/events` about it).
+//! summary, conditions, containers, the last failed rollout with its log tail, and recent events
+//! (those of `/api/v1/events` about it).
 
 use meme_api::status::{ControllerStatus, Event, ServiceStatus};
 
@@ -8,6 +9,10 @@ use crate::cmd::get;
 use crate::color::condition_color;
 use crate::render::{self, NONE, View};
 use crate::table::Table;
+
+/// The event reason of a rollout whose new container never became ready; its message ends with
+/// the container's last log lines.
+const ROLLOUT_FAILED: &str = "RolloutFailed";
 
 /// Flags of `describe`.
 #[derive(Debug, clap::Args)]
@@ -75,7 +80,7 @@ pub fn render(status: &ControllerStatus, service: &ServiceStatus, events: &[Even
                 c.kind.clone(),
                 paint.paint(text, condition_color(&c.kind, c.status)),
                 c.reason.clone(),
-                render::first_line(&c.message).to_owned(),
+                render::first_line(&c.message),
             ]);
         }
         out.push_str(&table.render_indented(2));
@@ -95,6 +100,14 @@ pub fn render(status: &ControllerStatus, service: &ServiceStatus, events: &[Even
     }
 
     let ours: Vec<Event> = events.iter().filter(|e| e.service.as_deref() == Some(s.name.as_str())).cloned().collect();
+    // The newest failed rollout in full: the reason and the failed container's last log lines
+    // (the events table shows one line per event).
+    if let Some(failed) = get::sorted(&ours).into_iter().rev().find(|e| e.reason == ROLLOUT_FAILED) {
+        out.push_str(&format!("Last failed rollout ({} ago):\n", get::last_seen(failed, view.now, false)));
+        for line in failed.message.trim_end().lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     if ours.is_empty() {
         out.push_str("Events:  <none>\n");
     } else {
@@ -105,7 +118,7 @@ pub fn render(status: &ControllerStatus, service: &ServiceStatus, events: &[Even
                 get::last_seen(e, view.now, true),
                 get::event_type(e.kind, view),
                 e.reason.clone(),
-                render::first_line(&e.message).to_owned(),
+                render::first_line(&e.message),
             ]);
         }
         out.push_str(&table.render_indented(2));

@@ -179,6 +179,26 @@ fn emit(format: Output, report: &Report, document: Document<'_>) -> anyhow::Resu
             let text = output::serialize(&document, output::Format::Json)?.unwrap_or_default();
             output::print(&text)?;
         }
+        Output::Table if report.is_equal() => {
+            // Silence would look like a crash or a filter that matched nothing: say it.
+            let shown = repo::pathspec(document.path);
+            output::print(&if document.mode == "online" {
+                format!(
+                    "No differences: the running containers of {} match {shown} at {}.\n",
+                    document.stack,
+                    repo::short(document.to)
+                )
+            } else {
+                format!(
+                    "No differences: the services of {shown} are the same at {} and {}.\n",
+                    repo::short(document.from),
+                    repo::short(document.to)
+                )
+            })?;
+            for note in report.notes() {
+                eprintln!("note: {note}");
+            }
+        }
         Output::Table => {
             output::print(&report.render(document.stack, Paint::for_stdout()))?;
             for note in report.notes() {

@@ -194,7 +194,7 @@ pub fn container_row(c: &ContainerStatus, view: &View) -> Vec<String> {
 
 /// `get events`: `LAST SEEN TYPE REASON SERVICE MESSAGE` like `kubectl get events` (a
 /// repeated event reads `5m (x3 over 1h)`); `wide` splits out `COUNT` and `FIRST SEEN`.
-/// Only the first line of a message is shown.
+/// Only the first line of a message is shown, with a marker counting the lines left out.
 #[must_use]
 pub fn events_table(events: &[Event], view: &View, wide: bool) -> String {
     let header = if wide {
@@ -209,7 +209,7 @@ pub fn events_table(events: &[Event], view: &View, wide: bool) -> String {
         if wide {
             row.extend([e.count.to_string(), age::since(view.now, e.first_seen)]);
         }
-        row.push(render::first_line(&e.message).to_owned());
+        row.push(render::first_line(&e.message));
         table.row(row);
     }
     table.render()

@@ -173,7 +173,7 @@ pub fn render(entries: &[Entry], view: &View) -> String {
         }
         let when = UNIX_EPOCH + Duration::from_secs(u64::try_from(e.time).unwrap_or(0));
         let age = if e.time == 0 { age::UNKNOWN.to_owned() } else { age::since(view.now, when) };
-        table.row([revision, age, e.author.clone(), render::first_line(&e.subject).to_owned()]);
+        table.row([revision, age, e.author.clone(), render::first_line(&e.subject)]);
     }
     table.render()
 }

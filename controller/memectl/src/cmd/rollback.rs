@@ -33,7 +33,8 @@ const FALLBACK_EMAIL: &str = "memectl@localhost";
 The rollback is an ordinary commit on the checkout's current branch: the controller applies it
 like any other (at once when it watches this checkout, after --push when it follows a remote),
 and `git revert` undoes it. Commits use your git identity; one is made up only when none is
-configured. Confirmation is asked only when stdin is a terminal.")]
+configured. Confirmation is asked on a terminal; without one (a pipe, CI) the rollback is refused
+unless --yes is given (exit 1, nothing committed).")]
 pub struct Args {
     /// Restore the manifests folder exactly as it was at this revision, in one new commit
     /// (default: revert the last commit that changed it).
@@ -316,8 +317,18 @@ impl Plan<'_> {
             output::print("Dry run: nothing committed.\n")?;
             return Ok(false);
         }
-        if self.args.yes || !std::io::stdin().is_terminal() {
+        if self.args.yes {
             return Ok(true);
+        }
+        // No terminal to ask on (a pipe, CI): refuse rather than take `echo n |` as a yes, as
+        // apt-get and terraform do. What would change was printed above.
+        if !std::io::stdin().is_terminal() {
+            return Err(CheckError(
+                "refusing to roll back without confirmation: stdin is not a terminal; nothing committed \
+                 (pass --yes to commit without asking, or --dry-run to only show the change)"
+                    .into(),
+            )
+            .into());
         }
         if confirm("Commit this rollback?").await? {
             Ok(true)
