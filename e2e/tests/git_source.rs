@@ -193,3 +193,64 @@ fn meme_controller_hmac(key: &[u8], message: &[u8]) -> Vec<u8> {
     assert!(out.status.success());
     out.stdout
 }
+
+/// Issue 11.9: with the default `--ref HEAD`, a bisect or an interactive rebase in the checkout
+/// walks HEAD through older or half-rewritten commits. They are not deployed: the last applied
+/// revision stays, the status and an event say why, and deploys resume when it is over.
+#[test]
+fn intermediate_commits_of_a_bisect_or_rebase_in_the_checkout_are_not_deployed() {
+    let mut env = new_env("meme-demo:v1");
+    env.start();
+    env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
+    let first = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
+    env.write_files(&[("web.yaml", &web_yaml("meme-demo:v2"))]);
+    env.commit("web: v2");
+    env.wait_running("web", 1, "meme-demo:v2", CONVERGE);
+    env.write_files(&[("web.yaml", &web_yaml("meme-demo:v3"))]);
+    let last = env.commit("web: v3");
+    let running = env.wait_running("web", 1, "meme-demo:v3", CONVERGE);
+    wait_for("v3 applied", CONVERGE, || (status(&env).applied?.revision == last).then_some(()));
+
+    let held = |what: &str| {
+        let s = wait_for(&format!("the {what} reported"), Duration::from_secs(20), || {
+            Some(status(&env)).filter(|s| s.source.error.as_deref().is_some_and(|e| e.contains(what)))
+        });
+        assert_eq!(s.applied.map(|a| a.revision), Some(last.clone()), "the last applied revision stays");
+        assert_eq!(s.sync_status, meme_api::status::SyncStatus::OutOfSync);
+        env.wait_event("OperationInProgress", what, Duration::from_secs(10));
+        env.wait_checks("source", 2);
+        assert_eq!(ids(&env), vec![running[0].id.clone()], "nothing was deployed during the {what}");
+    };
+    let released = || {
+        wait_for("the hold to end", Duration::from_secs(20), || status(&env).source.error.is_none().then_some(()));
+        assert_eq!(status(&env).applied.map(|a| a.revision), Some(last.clone()));
+    };
+
+    // Bisect checks out the middle commit (v2).
+    env.git(&["bisect", "start", &last, &first]);
+    assert_ne!(env.git(&["rev-parse", "HEAD"]).trim(), last, "HEAD moved to an older commit");
+    held("bisect is in progress");
+    env.git(&["bisect", "reset"]);
+    released();
+
+    // An interactive rebase stopped on its first commit (v2 again).
+    meme_e2e::run(
+        std::process::Command::new("git")
+            .current_dir(env.repo())
+            .env("GIT_SEQUENCE_EDITOR", "sed -i 1s/^pick/edit/")
+            .args(["rebase", "-q", "-i", &first]),
+    );
+    held("rebase is in progress");
+    env.git(&["rebase", "--abort"]);
+    released();
+    assert_eq!(ids(&env), vec![running[0].id.clone()]);
+
+    // Deploys resume.
+    env.write_files(&[("web.yaml", &web_yaml("meme-demo:v1"))]);
+    env.commit("web: back to v1");
+    env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
+}
+
+fn ids(env: &TestEnv) -> Vec<String> {
+    env.containers(Some("web")).into_iter().map(|c| c.id).collect()
+}

@@ -29,8 +29,10 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::Mutex;
 
 mod limits;
+mod progress;
 
 pub use limits::{ReadLimits, ReadStats};
+pub use progress::Operation;
 
 /// How long one git invocation (or one batch of blob reads) may take before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -265,6 +267,8 @@ pub struct GitRepo {
     display: String,
     timeout: Duration,
     cat_file: Mutex<Option<CatFile>>,
+    /// The worktree's own git dir, once asked for (it does not move while we run).
+    git_dir: tokio::sync::OnceCell<PathBuf>,
 }
 
 impl fmt::Debug for GitRepo {
@@ -281,8 +285,13 @@ impl GitRepo {
     /// when git cannot be run, [`GitError::Timeout`].
     pub async fn open(dir: &Path) -> Result<Self, GitError> {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let repo =
-            Self { display: dir.display().to_string(), dir, timeout: DEFAULT_TIMEOUT, cat_file: Mutex::new(None) };
+        let repo = Self {
+            display: dir.display().to_string(),
+            dir,
+            timeout: DEFAULT_TIMEOUT,
+            cat_file: Mutex::new(None),
+            git_dir: tokio::sync::OnceCell::new(),
+        };
         let out = repo.run("rev-parse --git-dir", ["rev-parse", "--git-dir"]).await?;
         if !out.status.success() {
             return Err(GitError::NotARepository { repo: repo.display.clone(), stderr: stderr_text(&out) });
@@ -510,6 +519,17 @@ impl GitRepo {
             if p.is_absolute() { p } else { self.dir.join(p) }
         };
         Ok((absolute(git_dir), absolute(common_dir)))
+    }
+
+    /// The operation (rebase, merge, bisect, ...) in progress in the checkout, if any: while
+    /// one runs, `HEAD` walks through commits that were never meant to be deployed.
+    ///
+    /// # Errors
+    /// Git failed to name the git dir.
+    pub async fn operation_in_progress(&self) -> Result<Option<Operation>, GitError> {
+        let git_dir =
+            self.git_dir.get_or_try_init(|| async { self.git_dirs().await.map(|(git_dir, _)| git_dir) }).await?;
+        Ok(Operation::in_progress(git_dir))
     }
 
     /// The process id of the live `git cat-file --batch` child, if one is running. For tests

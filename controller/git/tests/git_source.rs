@@ -659,3 +659,69 @@ async fn hidden_entries_are_neither_read_nor_counted() {
     assert_eq!(tree.files.keys().collect::<Vec<_>>(), ["stack.yaml"]);
     assert_eq!((stats.entries, stats.files, stats.bytes_read), (3, 1, 12));
 }
+
+/// Runs git for a step expected to stop (a conflict); returns whether it succeeded.
+fn git_status(dir: &Path, args: &[&str]) -> bool {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Test Author", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_EDITOR", "true")
+        .output()
+        .expect("run git")
+        .status
+        .success()
+}
+
+/// Issue 11.9: each operation that walks HEAD through commits is told apart, through real git.
+#[tokio::test]
+async fn operations_in_progress_are_recognised() {
+    use meme_git::Operation;
+    let (tmp, root) = init();
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        write(&root, "f", format!("{n}\n"));
+        ids.push(commit_all(&root, &format!("f = {n}")));
+    }
+    let (a, b, c) = (&ids[0], &ids[1], &ids[2]);
+    let repo = GitRepo::open(&root).await.unwrap();
+    assert_eq!(repo.operation_in_progress().await.unwrap(), None);
+
+    git(&root, &["bisect", "start", c, a]);
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), *b, "bisect checked out the middle commit");
+    assert_eq!(repo.operation_in_progress().await.unwrap(), Some(Operation::Bisect));
+    git(&root, &["bisect", "reset"]);
+    assert_eq!(repo.operation_in_progress().await.unwrap(), None);
+
+    git_env(&root, &["rebase", "-q", "-i", a], &[("GIT_SEQUENCE_EDITOR", "sed -i 1s/^pick/edit/")]);
+    assert_eq!(repo.resolve("HEAD").await.unwrap(), *b, "the rebase stopped on the first commit");
+    assert_eq!(repo.operation_in_progress().await.unwrap(), Some(Operation::Rebase));
+    git(&root, &["rebase", "--abort"]);
+    assert_eq!(repo.operation_in_progress().await.unwrap(), None);
+
+    git(&root, &["checkout", "-q", "-b", "side", a]);
+    write(&root, "f", "side\n");
+    let side = commit_all(&root, "f = side");
+    git(&root, &["checkout", "-q", "main"]);
+    assert!(!git_status(&root, &["merge", "-q", "side"]), "a conflicting merge stops");
+    assert_eq!(repo.operation_in_progress().await.unwrap(), Some(Operation::Merge));
+    git(&root, &["merge", "--abort"]);
+    assert!(!git_status(&root, &["cherry-pick", &side]));
+    assert_eq!(repo.operation_in_progress().await.unwrap(), Some(Operation::CherryPick));
+    git(&root, &["cherry-pick", "--abort"]);
+    assert!(!git_status(&root, &["revert", "--no-edit", b]));
+    assert_eq!(repo.operation_in_progress().await.unwrap(), Some(Operation::Revert));
+    git(&root, &["revert", "--abort"]);
+    assert_eq!(repo.operation_in_progress().await.unwrap(), None);
+
+    // In a linked worktree, the worktree's own state counts, not the main checkout's.
+    let wt = tmp.path().join("wt");
+    git(&root, &["worktree", "add", "-q", "--detach", wt.to_str().unwrap(), c]);
+    let wt_repo = GitRepo::open(&wt).await.unwrap();
+    git(&wt, &["bisect", "start", c, a]);
+    assert_eq!(wt_repo.operation_in_progress().await.unwrap(), Some(Operation::Bisect));
+    assert_eq!(repo.operation_in_progress().await.unwrap(), None);
+}

@@ -16,7 +16,7 @@ use crate::context::Context;
 use crate::events::EventType;
 use crate::reconcile::desired::DesiredState;
 use crate::runtime::Signal;
-use meme_git::GitRepo;
+use meme_git::{GitRepo, Operation};
 
 /// What the source is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +83,13 @@ struct Revisions {
     resolve_failing: bool,
 }
 
+/// `HEAD` held back while an operation runs in the checkout (issue 11.9).
+#[derive(Debug)]
+struct Hold {
+    operation: Operation,
+    head: String,
+}
+
 /// Follows the ref and feeds valid revisions to the controller.
 pub struct SourceLoop {
     repo: GitRepo,
@@ -92,6 +99,7 @@ pub struct SourceLoop {
     revisions: Revisions,
     fetch_backoff: crate::runtime::backoff::Backoffs,
     next_fetch: Option<tokio::time::Instant>,
+    hold: Option<Hold>,
 }
 
 impl SourceLoop {
@@ -111,6 +119,7 @@ impl SourceLoop {
             revisions: Revisions::default(),
             fetch_backoff: crate::runtime::backoff::Backoffs::default(),
             next_fetch: None,
+            hold: None,
         }
     }
 
@@ -195,6 +204,13 @@ impl SourceLoop {
         };
         if std::mem::take(&mut self.revisions.resolve_failing) {
             self.recovered("ref lookup").await;
+        }
+        if self.follows_checkout_head() {
+            match self.repo.operation_in_progress().await {
+                Ok(Some(operation)) => return self.hold(operation, &revision),
+                Ok(None) => self.release(&revision).await,
+                Err(e) => tracing::warn!(error = %e, "cannot tell whether an operation is in progress in the checkout"),
+            }
         }
         if self.revisions.tip.as_deref() == Some(revision.as_str()) {
             return;
@@ -290,9 +306,46 @@ impl SourceLoop {
         let _ = self.signals.send(Signal::DesiredChanged).await;
     }
 
+    /// Whether the applied ref is the checkout's own `HEAD` (the default `--ref HEAD`), which a
+    /// rebase, merge or bisect in the checkout moves through intermediate commits.
+    fn follows_checkout_head(&self) -> bool {
+        self.config.remote.is_none() && matches!(self.config.reference.as_str(), "HEAD" | "@")
+    }
+
+    /// Leaves `head` unapplied while `operation` runs; says so once per operation and `HEAD`.
+    fn hold(&mut self, operation: Operation, head: &str) {
+        if self.hold.as_ref().is_some_and(|h| h.operation == operation && h.head == head) {
+            return;
+        }
+        let in_force = self.revisions.applied.as_deref().map_or_else(|| "nothing".to_owned(), |r| short(r).to_owned());
+        let message = format!(
+            "a {operation} is in progress in the checkout: HEAD {} is not applied until it finishes ({in_force} stays in force)",
+            short(head)
+        );
+        tracing::warn!(%operation, head = %short(head), "{message}");
+        self.fail(None, "OperationInProgress", &message);
+        self.hold = Some(Hold { operation, head: head.to_owned() });
+    }
+
+    /// Ends a hold. `HEAD` back at the tip it had gets that tip's own verdict again; a new
+    /// `HEAD` is checked as any new revision.
+    async fn release(&mut self, head: &str) {
+        let Some(hold) = self.hold.take() else { return };
+        tracing::info!(operation = %hold.operation, head = %short(head), "the operation in the checkout finished");
+        if self.revisions.tip.as_deref() == Some(head) {
+            self.restore_tip_verdict().await;
+        }
+    }
+
     /// A fetch or ref lookup works again: its error gives way to the tip's own verdict, and the
     /// loop recomputes the sync status.
     async fn recovered(&mut self, what: &str) {
+        self.ctx.events.record(EventType::Normal, "SourceRecovered", None, format!("{what} works again"));
+        self.restore_tip_verdict().await;
+    }
+
+    /// Shows the tip's own verdict (applied, or why not) in place of an error about no revision.
+    async fn restore_tip_verdict(&mut self) {
         let tip = self.revisions.tip.clone();
         let error = self.revisions.tip_error.clone();
         self.ctx.update_status(|s| {
@@ -301,7 +354,6 @@ impl SourceLoop {
                 s.source.error = error;
             }
         });
-        self.ctx.events.record(EventType::Normal, "SourceRecovered", None, format!("{what} works again"));
         let _ = self.signals.send(Signal::Resync).await;
     }
 

@@ -1,7 +1,7 @@
 //! Change detection on the repository: notify (inotify) on the git dir (non-recursive: `HEAD`,
-//! `packed-refs`, `FETCH_HEAD`) and `refs/` (recursive), never `objects/`. Any relevant event
-//! asks the source to re-resolve the ref; the event's details are not trusted. Access events and
-//! `*.lock` files are ignored. A watch error or an event overflow asks for a full check and
+//! `packed-refs`, `FETCH_HEAD`, the markers of a rebase, merge or bisect) and `refs/`
+//! (recursive), never `objects/`. Any relevant event asks the source to re-resolve the ref; the
+//! event's details are not trusted. Access events and `*.lock` files are ignored. A watch error or an event overflow asks for a full check and
 //! re-arms the watch.
 //!
 //! Events are coalesced by a [`Notify`] (at most one pending check, however many files a commit
@@ -23,6 +23,12 @@ const REARM_DELAY: Duration = Duration::from_secs(1);
 /// The files directly in a git dir whose change can move a ref.
 const GIT_DIR_FILES: [&str; 4] = ["HEAD", "packed-refs", "FETCH_HEAD", "ORIG_HEAD"];
 
+/// Whether a file directly in a git dir matters: it can move a ref, or it marks an operation
+/// (rebase, merge, bisect, ...) starting or ending, which decides whether `HEAD` is applied.
+fn watched_name(name: &str) -> bool {
+    GIT_DIR_FILES.contains(&name) || meme_git::Operation::MARKERS.contains(&name)
+}
+
 /// Whether an event path can mean a ref moved.
 fn relevant(path: &Path, git_dir: &Path, common_dir: &Path) -> bool {
     if path.extension().is_some_and(|e| e == "lock") {
@@ -32,7 +38,7 @@ fn relevant(path: &Path, git_dir: &Path, common_dir: &Path) -> bool {
         return true;
     }
     let in_git_dir = path.parent().is_some_and(|p| p == git_dir || p == common_dir);
-    in_git_dir && path.file_name().and_then(|n| n.to_str()).is_some_and(|n| GIT_DIR_FILES.contains(&n))
+    in_git_dir && path.file_name().and_then(|n| n.to_str()).is_some_and(watched_name)
 }
 
 /// Watches until `shutdown`, waking `changed` on relevant changes. Re-arms the watch after
@@ -105,6 +111,10 @@ mod tests {
         assert!(!relevant(Path::new("/r/.git/refs/heads/main.lock"), g, g));
         assert!(!relevant(Path::new("/r/.git/index"), g, g));
         assert!(!relevant(Path::new("/r/.git/objects/ab/cdef"), g, g));
+        // Operations starting or ending decide whether HEAD is applied.
+        assert!(relevant(Path::new("/r/.git/rebase-merge"), g, g));
+        assert!(relevant(Path::new("/r/.git/BISECT_START"), g, g));
+        assert!(!relevant(Path::new("/r/.git/rebase-merge/done"), g, g));
         // A worktree: HEAD in its own git dir, refs in the common dir.
         let wt = Path::new("/r/.git/worktrees/w");
         assert!(relevant(Path::new("/r/.git/worktrees/w/HEAD"), wt, g));
