@@ -291,8 +291,14 @@ pub fn judge(status: &ControllerStatus, goal: &Goal, lineage: &Lineage) -> Verdi
     let not_ready: Vec<String> = status
         .services
         .iter()
-        .filter(|s| s.ready_replicas != s.desired_replicas || goal.revision.is_some() && !about(Some(&s.revision)))
-        .map(|s| format!("{} {}", s.name, render::ready_ratio(s)))
+        .filter_map(|s| {
+            if goal.revision.is_some() && !about(Some(&s.revision)) {
+                // Its replicas are counted for an older revision: not yet judged at this one.
+                Some(format!("{} (still at {})", s.name, render::short_revision(&s.revision)))
+            } else {
+                (s.ready_replicas != s.desired_replicas).then(|| format!("{} {}", s.name, render::ready_ratio(s)))
+            }
+        })
         .collect();
     let met = about(applied)
         && about(sync_revision)
