@@ -4,12 +4,16 @@
 //!
 //! **In the hash** (a change replaces containers): image, command, args, the merged environment
 //! (literal values, and for secrets the digest of their value), ports, volume mounts, networks,
-//! health check, resources, user, init, read-only root, stop grace period, files (path, mode and
-//! content digest), container labels, and the stack name.
+//! health check, resources, user, init, read-only root, stop grace period, files (path and
+//! mode), container labels, and the stack name.
 //!
-//! **Out of the hash** (changed in place, or only about rollout): replicas, strategy,
-//! dependsOn, progressDeadline, minReadySeconds, imagePullPolicy, metadata labels and
-//! annotations. Order never matters where Docker does not care: env, ports, mounts, networks
+//! **In the files hash** ([`ContainerTemplate::files_hash`]): the contents of `files`. A change
+//! there alone replaces containers too, unless the service has a `reload` action, which copies
+//! the files into the running containers instead.
+//!
+//! **Out of both** (changed in place, or only about rollout): replicas, strategy,
+//! dependsOn, progressDeadline, minReadySeconds, imagePullPolicy, drainPeriod, reload,
+//! metadata labels and annotations. Order never matters where Docker does not care: env, ports, mounts, networks
 //! and files are sorted, and defaults are filled in before hashing, so writing a default
 //! explicitly changes nothing.
 
@@ -194,8 +198,29 @@ impl ContainerTemplate {
             secrets: BTreeMap<String, Option<&'a String>>,
         }
         let secrets = self.secret_refs().map(|r| (format!("{}/{}", r.name, r.key), secret_digests.get(r))).collect();
-        let input = Input { scheme: HASH_SCHEME, template: self, secrets };
+        // File contents are left to `files_hash`: a change of contents alone can then be told
+        // apart from one that needs a new container (and be reloaded in place). Paths and modes
+        // stay: a file that appears, moves or changes mode needs a new container.
+        let mut template = std::borrow::Cow::Borrowed(self);
+        if !self.files.is_empty() {
+            template.to_mut().files.iter_mut().for_each(|f| f.sha256.clear());
+        }
+        let input = Input { scheme: HASH_SCHEME, template: &template, secrets };
         let bytes = serde_json::to_vec(&input).expect("a template always serializes to JSON");
+        hex(&Sha256::digest(&bytes))
+    }
+
+    /// The files hash: SHA-256 (hex) over the contents of `files` by path; empty when the
+    /// service has no files. A container is up to date when both its spec hash and its files
+    /// hash match; when only the files hash differs, the new files can be copied into the
+    /// running container (`reload`) instead of replacing it.
+    #[must_use]
+    pub fn files_hash(&self) -> String {
+        if self.files.is_empty() {
+            return String::new();
+        }
+        let contents: Vec<(&str, &str)> = self.files.iter().map(|f| (f.path.as_str(), f.sha256.as_str())).collect();
+        let bytes = serde_json::to_vec(&(HASH_SCHEME, contents)).expect("file digests serialize to JSON");
         hex(&Sha256::digest(&bytes))
     }
 }

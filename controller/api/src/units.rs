@@ -31,6 +31,12 @@ impl Duration {
         self.0
     }
 
+    /// Whether it is zero (defaults that are zero are left out when serializing).
+    #[must_use]
+    pub const fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
     /// Parses `10s`, `1m30s`, `500ms`, `2h`, `0`.
     ///
     /// # Errors

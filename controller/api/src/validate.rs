@@ -9,7 +9,7 @@ use crate::load::{Located, ManifestSet, ManifestTree, Parsed, normalize_source};
 use crate::names::{check_dns_label, check_dns_subdomain, check_env_name, check_label_key, check_secret_key};
 use crate::position::Pos;
 use crate::reference::ImageReference;
-use crate::v1alpha1::{Deployment, EnvVar, Stack, StrategyType};
+use crate::v1alpha1::{Deployment, EnvVar, RELOAD_SIGNALS, Reload, Stack, StrategyType};
 
 /// The prefix of the labels the controller owns.
 pub const RESERVED_LABEL_PREFIX: &str = "pro.memeit.";
@@ -434,6 +434,10 @@ fn check_deployment(
         }
     }
 
+    if let Some(reload) = &spec.reload {
+        check_reload(s, reload, spec.files.is_empty(), out);
+    }
+
     if spec.read_only_root_filesystem && !spec.files.is_empty() {
         out.push(s.error_at_value(
             "spec.readOnlyRootFilesystem",
@@ -450,6 +454,31 @@ fn check_deployment(
         } else if let Err(why) = check_label_key(key) {
             out.push(s.error_at_key(&path, format!("invalid label key {key:?}: {why}")));
         }
+    }
+}
+
+/// `reload`: exactly one action, a real command or a reload signal, and files to reload.
+fn check_reload(s: &crate::load::SourceDoc, reload: &Reload, no_files: bool, out: &mut Vec<Diagnostic>) {
+    match (&reload.exec, &reload.signal) {
+        (Some(_), Some(_)) | (None, None) => {
+            out.push(s.error_at_key("spec.reload", "set exactly one of exec and signal"));
+        }
+        (Some(exec), None) if exec.is_empty() || exec[0].is_empty() => {
+            out.push(s.error_at_value("spec.reload.exec", "exec needs a command: [program, arg...]"));
+        }
+        (None, Some(signal)) if !RELOAD_SIGNALS.contains(&signal.as_str()) => {
+            out.push(s.error_at_value(
+                "spec.reload.signal",
+                format!("signal {signal:?} is not a reload signal; use one of {}", RELOAD_SIGNALS.join(", ")),
+            ));
+        }
+        _ => {}
+    }
+    if no_files {
+        out.push(s.error_at_key(
+            "spec.reload",
+            "reload applies to changes of `files`, and this Deployment has none; remove reload or add files",
+        ));
     }
 }
 

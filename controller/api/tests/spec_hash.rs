@@ -102,16 +102,32 @@ fn spec_hash_should_change_with_what_needs_a_new_container() {
     let no_files = base.replace("  files: [{path: /etc/app.conf, source: app.conf}]\n", "");
     assert_ne!(hash_of(&no_files), hash_of(&(no_files.clone() + "  readOnlyRootFilesystem: true\n")));
     assert_ne!(h, hash_of(&base.replace("mountPath: /data", "mountPath: /var/data")));
-    // A file's content is in the hash, not only its name.
-    let with_file = |content: &str| {
+    assert_ne!(h, hash_of(&base.replace("path: /etc/app.conf", "path: /etc/app2.conf")), "a moved file");
+    assert_ne!(h, hash_of(&base.replace("source: app.conf}", "source: app.conf, mode: \"0400\"}")), "a mode");
+}
+
+#[test]
+fn files_hash_should_carry_file_contents_and_the_spec_hash_should_not() {
+    let base = deployment(&base_lines(&[("A".into(), "1".into())]));
+    let with_file = |yaml: &str, content: &str| {
         let tree = ManifestTree::new("t")
             .with_file("stack.yaml", STACK)
-            .with_file("web.yaml", base.clone())
+            .with_file("web.yaml", yaml.to_owned())
             .with_file("app.conf", content);
         let set = meme_api::load(&tree).unwrap();
-        ContainerTemplate::all(&set)["web"].spec_hash(&BTreeMap::new())
+        let template = &ContainerTemplate::all(&set)["web"];
+        (template.spec_hash(&BTreeMap::new()), template.files_hash())
     };
-    assert_ne!(with_file("a=1\n"), with_file("a=2\n"));
+    let (spec_a, files_a) = with_file(&base, "a=1\n");
+    let (spec_b, files_b) = with_file(&base, "a=2\n");
+    assert_eq!(spec_a, spec_b, "a contents-only change keeps the container's spec (it can be reloaded)");
+    assert_ne!(files_a, files_b, "but changes the files hash");
+    // Reload and drainPeriod are about how a change is rolled out, not about the container.
+    let (spec_c, files_c) =
+        with_file(&(base.clone() + "  drainPeriod: 5s\n  reload: {signal: SIGHUP}\n"), "a=1\n");
+    assert_eq!((spec_a, files_a), (spec_c, files_c));
+    let no_files = base.replace("  files: [{path: /etc/app.conf, source: app.conf}]\n", "");
+    assert_eq!(with_file(&no_files, "").1, "", "no files, no files hash");
 }
 
 #[test]

@@ -83,6 +83,17 @@ pub struct DeploymentSpec {
     /// Time between SIGTERM and SIGKILL when a container is stopped. Default `10s`.
     #[serde(default = "default_stop_grace_period")]
     pub stop_grace_period: Duration,
+    /// Time a leaving container (replaced, scaled down, pruned, recreated) keeps running after
+    /// it was taken out of its service alias and before it is sent SIGTERM, so that requests
+    /// already in flight on it can finish. Default `0s`.
+    #[serde(default, skip_serializing_if = "Duration::is_zero")]
+    pub drain_period: Duration,
+    /// How running containers take a change that touches only `files`: the new files are copied
+    /// in and this action runs instead of a replacement. If the action fails, or a container is
+    /// not ready afterwards, the service falls back to a normal replace. Default: none (a files
+    /// change replaces the containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload: Option<Reload>,
     /// A rollout whose new container is not ready by then has failed: the new container is
     /// removed and the old ones keep serving. Default `120s`.
     #[serde(default = "default_progress_deadline")]
@@ -308,6 +319,23 @@ pub enum ImagePullPolicy {
     /// Never pull; the image must already be on the engine.
     Never,
 }
+
+/// How a container reloads its files in place. Exactly one of `exec` and `signal`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Reload {
+    /// A command run inside the container (`docker exec`); exit 0 is success. Example:
+    /// `[caddy, reload, --config, /etc/caddy/Caddyfile, --adapter, caddyfile]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// A signal sent to the container's main process, e.g. `SIGHUP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+}
+
+/// Signals a `reload.signal` may name: the ones programs use to reload or reopen, never the
+/// ones that stop a process.
+pub const RELOAD_SIGNALS: [&str; 4] = ["SIGHUP", "SIGUSR1", "SIGUSR2", "SIGWINCH"];
 
 /// A file from the repository copied into the container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 pub use deployment::{
     ContainerPort, Deployment, DeploymentSpec, FileMount, HealthCheck, HttpGetAction, ImagePullPolicy, Protocol,
-    ResourceLimits, ResourceReservations, Resources, Strategy, StrategyType, TcpSocketAction, VolumeMount,
+    RELOAD_SIGNALS, Reload, ResourceLimits, ResourceReservations, Resources, Strategy, StrategyType, TcpSocketAction,
+    VolumeMount,
 };
 pub use stack::{NetworkSpec, Stack, StackSpec, VolumeSpec};
 
