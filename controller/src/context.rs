@@ -14,6 +14,8 @@ use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::reconcile::desired::DesiredState;
 use crate::reconcile::readiness::ReadinessCache;
+use crate::reconcile::reload::Reloads;
+use crate::reconcile::rotation::Rotations;
 
 /// Settings of the reconciler.
 #[derive(Clone, Debug)]
@@ -28,10 +30,10 @@ pub struct Config {
     pub state_dir: PathBuf,
 }
 
-/// A failed rollout of one spec hash, not retried before `retry_at`.
+/// A failed rollout of one spec (and files), not retried before `retry_at`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RolloutBlock {
-    /// The spec hash whose rollout failed.
+    /// The identity (spec and files hash) whose rollout failed.
     pub spec_hash: String,
     /// When it may be tried again.
     pub retry_at: Instant,
@@ -48,6 +50,10 @@ pub struct Context {
     desired: RwLock<Option<Arc<DesiredState>>>,
     /// Readiness verdicts by container id.
     pub readiness: ReadinessCache,
+    /// Which containers carry their service alias.
+    pub rotations: Rotations,
+    /// Files reloaded into running containers, and reloads that failed.
+    pub reloads: Reloads,
     /// Recent events.
     pub events: Events,
     /// The status served to operators.
@@ -79,11 +85,14 @@ impl Context {
     /// A context with nothing desired yet.
     #[must_use]
     pub fn new(engine: Arc<dyn Engine>, config: Config) -> Self {
+        let reloads = Reloads::load(&config.state_dir);
         Self {
             engine,
             config,
             desired: RwLock::new(None),
             readiness: ReadinessCache::default(),
+            rotations: Rotations::default(),
+            reloads,
             events: Events::default(),
             status: RwLock::new(ControllerStatus::default()),
             rollouts: Mutex::new(HashMap::new()),

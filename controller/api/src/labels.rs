@@ -21,6 +21,15 @@ pub const REPLICA: &str = "pro.memeit.replica";
 /// A network's or volume's name as the manifests write it.
 pub const OBJECT_NAME: &str = "pro.memeit.name";
 
+/// The hash of the file contents a container was created with (absent without files). A
+/// reload in place changes the files but not the label: the controller remembers that.
+pub const FILES_HASH: &str = "pro.memeit.files-hash";
+/// The drain period (milliseconds) of the Deployment a container was created from, so that a
+/// pruned service, whose manifest is gone, is still drained as it asked.
+pub const DRAIN_PERIOD_MS: &str = "pro.memeit.drain-period-ms";
+/// The stop grace period (milliseconds) a container was created with, for the same reason.
+pub const STOP_GRACE_MS: &str = "pro.memeit.stop-grace-period-ms";
+
 /// Digests of the parts of the template a container was created from (JSON), so that a
 /// replacement can say what changed.
 pub const FIELDS: &str = "pro.memeit.fields";

@@ -123,8 +123,7 @@ fn files_hash_should_carry_file_contents_and_the_spec_hash_should_not() {
     assert_eq!(spec_a, spec_b, "a contents-only change keeps the container's spec (it can be reloaded)");
     assert_ne!(files_a, files_b, "but changes the files hash");
     // Reload and drainPeriod are about how a change is rolled out, not about the container.
-    let (spec_c, files_c) =
-        with_file(&(base.clone() + "  drainPeriod: 5s\n  reload: {signal: SIGHUP}\n"), "a=1\n");
+    let (spec_c, files_c) = with_file(&(base.clone() + "  drainPeriod: 5s\n  reload: {signal: SIGHUP}\n"), "a=1\n");
     assert_eq!((spec_a, files_a), (spec_c, files_c));
     let no_files = base.replace("  files: [{path: /etc/app.conf, source: app.conf}]\n", "");
     assert_eq!(with_file(&no_files, "").1, "", "no files, no files hash");

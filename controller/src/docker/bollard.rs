@@ -9,20 +9,24 @@ use std::time::{Duration, SystemTime};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::errors::Error as BollardError;
+use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointSettings, EventMessage, HealthConfig,
-    HostConfig, Mount, MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
+    EventMessage, ExecConfig, HealthConfig, HostConfig, Ipam, IpamConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
 use super::{
     BoxFuture, ContainerFile, ContainerSpec, ContainerState, DockerHealth, Engine, EngineError, EngineEvent,
-    EngineResult, EventStream, ExecHealthcheck, NetworkSpec, ObservedContainer, RegistryAuth, VolumeSpec,
+    EngineResult, EventStream, ExecHealthcheck, ExecOutput, NetworkSpec, ObservedContainer, RegistryAuth, Rejoined,
+    VolumeSpec,
 };
 
 /// Client timeout for every request. It bounds the wait for response headers, and a stop waits
@@ -32,6 +36,9 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The container events worth streaming. Without this filter a HEALTHCHECK emits
 /// `exec_create`/`exec_start`/`exec_die` on every interval.
 const EVENT_ACTIONS: [&str; 5] = ["start", "die", "stop", "destroy", "health_status"];
+
+/// How much of an exec's output is kept (its tail), for events and logs.
+const EXEC_OUTPUT_LIMIT: usize = 4096;
 
 /// Replaces environment values that an engine message might echo back.
 const REDACTED: &str = "<redacted>";
@@ -79,6 +86,23 @@ impl BollardEngine {
         }
     }
 
+    /// Ids of the networks of exactly this name, oldest first.
+    async fn networks_named(&self, name: &str) -> EngineResult<Vec<String>> {
+        let filters = HashMap::from([("name", vec![name.to_owned()])]);
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+        let mut found: Vec<(String, String)> = self
+            .docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| map_error(e, &format!("network {name}")))?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .filter_map(|n| Some((n.created.clone().unwrap_or_default(), n.id?)))
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(|(_, id)| id).collect())
+    }
+
     /// Everything after the create call: other networks, then files. The caller removes the
     /// container when this fails.
     async fn finish_create(&self, id: &str, spec: &ContainerSpec, archive: Option<Vec<u8>>) -> EngineResult<()> {
@@ -90,19 +114,88 @@ impl BollardEngine {
                 .map_err(|e| map_error(e, &format!("network {network}")))?;
         }
         if let Some(archive) = archive {
-            let options = UploadToContainerOptionsBuilder::new().path("/").build();
-            self.docker.upload_to_container(id, Some(options), bollard::body_full(archive.into())).await.map_err(
-                |e| match e {
-                    // The engine just answered the create: a 500 here is about the content
-                    // ("not a directory", read-only path), not a transient failure.
-                    BollardError::DockerResponseServerError { status_code, message } if status_code >= 500 => {
-                        EngineError::Other { message: format!("copying files into container {id}: {message}") }
-                    }
-                    e => map_error(e, &format!("container {id}")),
-                },
-            )?;
+            self.upload(id, archive).await?;
         }
         Ok(())
+    }
+
+    /// Unpacks a tar at `/` of the container.
+    async fn upload(&self, id: &str, archive: Vec<u8>) -> EngineResult<()> {
+        let options = UploadToContainerOptionsBuilder::new().path("/").build();
+        self.docker.upload_to_container(id, Some(options), bollard::body_full(archive.into())).await.map_err(
+            |e| match e {
+                // The engine answered the call before: a 500 here is about the content ("not a
+                // directory", read-only path), not a transient failure.
+                BollardError::DockerResponseServerError { status_code, message } if status_code >= 500 => {
+                    EngineError::Other { message: format!("copying files into container {id}: {message}") }
+                }
+                e => map_error(e, &format!("container {id}")),
+            },
+        )
+    }
+
+    /// The subnet and gateway Docker would give a new network of this name: it is created with
+    /// the engine's defaults, read back and removed. See [`Self::create_pinned_network`].
+    async fn default_subnet(&self, network: &NetworkSpec) -> EngineResult<IpamConfig> {
+        let what = format!("network {}", network.name);
+        let probe = NetworkCreateRequest {
+            name: network.name.clone(),
+            driver: Some("bridge".to_owned()),
+            internal: Some(network.internal),
+            labels: Some(to_hash_map(&network.labels)),
+            ..NetworkCreateRequest::default()
+        };
+        let created = self.docker.create_network(probe).await.map_err(|e| map_error(e, &what))?;
+        let inspected = self.docker.inspect_network(&created.id, None).await;
+        self.docker.remove_network(&created.id).await.map_err(|e| map_error(e, &what))?;
+        let config = inspected
+            .map_err(|e| map_error(e, &what))?
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .and_then(|configs| configs.into_iter().find(|c| c.subnet.as_deref().is_some_and(|s| s.contains('.'))));
+        config.ok_or_else(|| EngineError::Other { message: format!("{what}: the engine gave it no IPv4 subnet") })
+    }
+
+    /// Creates a network whose subnet is written in its IPAM config, so that endpoints may ask
+    /// for a given address (`EndpointIpamConfig.IPv4Address`), which Docker refuses on networks
+    /// with an automatic subnet ("user specified IP address is supported only when connecting to
+    /// networks with user configured subnets", measured on 20.10). The subnet is the one Docker
+    /// itself picks from its address pools (a probe network is created, read and removed), so
+    /// it never collides with what the host or other networks use; a pool taken in between is
+    /// retried.
+    async fn create_pinned_network(&self, network: &NetworkSpec) -> EngineResult<String> {
+        let what = format!("network {}", network.name);
+        let mut last = None;
+        for _ in 0..3 {
+            let subnet = self.default_subnet(network).await?;
+            let request = NetworkCreateRequest {
+                name: network.name.clone(),
+                driver: Some("bridge".to_owned()),
+                internal: Some(network.internal),
+                labels: Some(to_hash_map(&network.labels)),
+                ipam: Some(Ipam {
+                    driver: Some("default".to_owned()),
+                    config: Some(vec![IpamConfig {
+                        subnet: subnet.subnet,
+                        gateway: subnet.gateway,
+                        ..IpamConfig::default()
+                    }]),
+                    ..Ipam::default()
+                }),
+                ..NetworkCreateRequest::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(created) => return Ok(created.id),
+                // "Pool overlaps with other one on this address space": taken meanwhile.
+                Err(BollardError::DockerResponseServerError { status_code: 403, message })
+                    if message.contains("overlap") =>
+                {
+                    last = Some(message);
+                }
+                Err(e) => return Err(map_error(e, &what)),
+            }
+        }
+        Err(EngineError::Other { message: format!("{what}: no free subnet: {}", last.unwrap_or_default()) })
     }
 }
 
@@ -167,27 +260,21 @@ impl Engine for BollardEngine {
             if self.network_exists(&network.name).await? {
                 return Ok(());
             }
-            let request = NetworkCreateRequest {
-                name: network.name.clone(),
-                driver: Some("bridge".to_owned()),
-                internal: Some(network.internal),
-                labels: Some(to_hash_map(&network.labels)),
-                ..NetworkCreateRequest::default()
-            };
-            match self.docker.create_network(request).await {
-                Ok(created) if created.warning.is_empty() => {
-                    tracing::debug!(network = %network.name, id = %created.id, "created network");
+            match self.create_pinned_network(network).await {
+                Ok(id) => {
+                    // API < 1.44 creates duplicate names (bollard 0.21 cannot send
+                    // CheckDuplicate): if another one appeared meanwhile, keep the oldest.
+                    let same_name = self.networks_named(&network.name).await?;
+                    if same_name.len() > 1 && same_name.first().is_some_and(|first| first != &id) {
+                        tracing::debug!(network = %network.name, %id, "network appeared concurrently, removing the duplicate");
+                        self.docker.remove_network(&id).await.map_err(|e| map_error(e, &what))?;
+                    } else {
+                        tracing::debug!(network = %network.name, %id, "created network");
+                    }
                     Ok(())
                 }
-                Ok(created) => {
-                    // API < 1.44 creates duplicate names unless CheckDuplicate is set, which
-                    // bollard 0.21 can no longer send; the engine warns instead. Undo ours.
-                    tracing::debug!(network = %network.name, id = %created.id, warning = %created.warning,
-                        "network appeared concurrently, removing the duplicate");
-                    self.docker.remove_network(&created.id).await.map_err(|e| map_error(e, &what))
-                }
-                Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-                Err(e) => Err(map_error(e, &what)),
+                Err(EngineError::Conflict { .. }) => Ok(()),
+                Err(e) => Err(e),
             }
         })
     }
@@ -276,6 +363,11 @@ impl Engine for BollardEngine {
                 {
                     Err(EngineError::Other { message: format!("container {id}: {message} (HTTP 404)") })
                 }
+                Err(BollardError::DockerResponseServerError { status_code: 500, message })
+                    if port_conflict(&message).is_some() =>
+                {
+                    Err(port_conflict(&message).unwrap_or(EngineError::Other { message }))
+                }
                 Err(e) => Err(map_error(e, &format!("container {id}"))),
             }
         })
@@ -318,6 +410,118 @@ impl Engine for BollardEngine {
                 bytes.extend_from_slice(&output.into_bytes());
             }
             Ok(String::from_utf8_lossy(&bytes).into_owned())
+        })
+    }
+
+    fn endpoint_aliases<'a>(&'a self, id: &'a str) -> BoxFuture<'a, EngineResult<BTreeMap<String, Vec<String>>>> {
+        Box::pin(async move {
+            let inspected =
+                self.docker.inspect_container(id, None).await.map_err(|e| map_error(e, &format!("container {id}")))?;
+            Ok(inspected
+                .network_settings
+                .and_then(|settings| settings.networks)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(network, endpoint)| (network, endpoint.aliases.unwrap_or_default()))
+                .collect())
+        })
+    }
+
+    fn rejoin_network<'a>(
+        &'a self,
+        id: &'a str,
+        network: &'a str,
+        ipv4: Option<&'a str>,
+        aliases: &'a [String],
+    ) -> BoxFuture<'a, EngineResult<Rejoined>> {
+        Box::pin(async move {
+            let what = format!("network {network}");
+            let request = NetworkDisconnectRequest { container: id.to_owned(), force: Some(false) };
+            match self.docker.disconnect_network(network, request).await {
+                // Not connected (a crash between the two calls): connect it.
+                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 403 | 404, .. }) => {}
+                Err(e) => return Err(map_error(e, &what)),
+            }
+            let connect = |pinned: Option<&str>| NetworkConnectRequest {
+                container: id.to_owned(),
+                endpoint_config: Some(EndpointSettings {
+                    aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+                    ipam_config: pinned.map(|ip| EndpointIpamConfig {
+                        ipv4_address: Some(ip.to_owned()),
+                        ..EndpointIpamConfig::default()
+                    }),
+                    ..EndpointSettings::default()
+                }),
+            };
+            let Some(ip) = ipv4 else {
+                self.docker.connect_network(network, connect(None)).await.map_err(|e| map_error(e, &what))?;
+                return Ok(Rejoined::NewAddress);
+            };
+            match self.docker.connect_network(network, connect(Some(ip))).await {
+                Ok(()) => Ok(Rejoined::SameAddress),
+                // A network with an automatic subnet (created by an older version, or by hand)
+                // refuses a pinned address; the address was taken meanwhile. Never leave the
+                // container off its network: connect it with whatever address comes.
+                Err(BollardError::DockerResponseServerError { status_code, message })
+                    if status_code < 500 && status_code != 404 =>
+                {
+                    tracing::debug!(container = %id, %network, %message, "cannot keep the address; reconnecting with a new one");
+                    self.docker.connect_network(network, connect(None)).await.map_err(|e| map_error(e, &what))?;
+                    Ok(Rejoined::NewAddress)
+                }
+                Err(e) => Err(map_error(e, &what)),
+            }
+        })
+    }
+
+    fn exec<'a>(&'a self, id: &'a str, command: &'a [String]) -> BoxFuture<'a, EngineResult<ExecOutput>> {
+        Box::pin(async move {
+            let what = format!("container {id}");
+            let config = ExecConfig {
+                cmd: Some(command.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..ExecConfig::default()
+            };
+            let created = self.docker.create_exec(id, config).await.map_err(|e| map_error(e, &what))?;
+            let started = self
+                .docker
+                .start_exec(&created.id, Some(StartExecOptions::default()))
+                .await
+                .map_err(|e| map_error(e, &what))?;
+            let mut bytes = Vec::new();
+            if let StartExecResults::Attached { mut output, .. } = started {
+                while let Some(item) = output.next().await {
+                    let chunk = item.map_err(|e| map_error(e, &what))?;
+                    bytes.extend_from_slice(&chunk.into_bytes());
+                    // Only the tail is kept: a chatty reload must not fill memory.
+                    if bytes.len() > EXEC_OUTPUT_LIMIT * 2 {
+                        bytes.drain(..bytes.len() - EXEC_OUTPUT_LIMIT);
+                    }
+                }
+            }
+            let inspected = self.docker.inspect_exec(&created.id).await.map_err(|e| map_error(e, &what))?;
+            let start = bytes.len().saturating_sub(EXEC_OUTPUT_LIMIT);
+            Ok(ExecOutput {
+                exit_code: inspected.exit_code,
+                output: String::from_utf8_lossy(&bytes[start..]).into_owned(),
+            })
+        })
+    }
+
+    fn signal<'a>(&'a self, id: &'a str, signal: &'a str) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(async move {
+            let options = KillContainerOptionsBuilder::new().signal(signal).build();
+            self.docker.kill_container(id, Some(options)).await.map_err(|e| map_error(e, &format!("container {id}")))
+        })
+    }
+
+    fn copy_files<'a>(&'a self, id: &'a str, files: &'a [ContainerFile]) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(async move {
+            let archive = files_tar(files).map_err(|e| EngineError::Other {
+                message: format!("container {id}: building the files archive: {e}"),
+            })?;
+            self.upload(id, archive).await
         })
     }
 
@@ -388,6 +592,9 @@ fn redact_error(err: EngineError, env: &[String]) -> EngineError {
         EngineError::Pull { image, message } => EngineError::Pull { image, message: redact(message, env) },
         EngineError::Unavailable { message } => EngineError::Unavailable { message: redact(message, env) },
         EngineError::Other { message } => EngineError::Other { message: redact(message, env) },
+        EngineError::PortConflict { port, message } => {
+            EngineError::PortConflict { port, message: redact(message, env) }
+        }
     }
 }
 
@@ -437,10 +644,10 @@ fn observe(summary: ContainerSummary) -> Option<ObservedContainer> {
         .map(|name| name.trim_start_matches('/').to_owned())
         .unwrap_or_default();
     let created = SystemTime::UNIX_EPOCH + Duration::from_secs(summary.created.unwrap_or(0).max(0).unsigned_abs());
-    let addresses = summary
-        .network_settings
-        .and_then(|settings| settings.networks)
-        .unwrap_or_default()
+    let endpoints = summary.network_settings.and_then(|settings| settings.networks).unwrap_or_default();
+    let mut networks: Vec<String> = endpoints.keys().cloned().collect();
+    networks.sort();
+    let addresses = endpoints
         .into_iter()
         .filter_map(|(network, endpoint)| endpoint.ip_address.filter(|ip| !ip.is_empty()).map(|ip| (network, ip)))
         .collect();
@@ -456,6 +663,7 @@ fn observe(summary: ContainerSummary) -> Option<ObservedContainer> {
         image_id: summary.image_id.unwrap_or_default(),
         image: summary.image.unwrap_or_default(),
         addresses,
+        networks,
     })
 }
 
@@ -521,12 +729,26 @@ fn bytes_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// The endpoint settings used on every network: the aliases.
-fn endpoint(spec: &ContainerSpec) -> EndpointSettings {
-    EndpointSettings {
-        aliases: (!spec.aliases.is_empty()).then(|| spec.aliases.clone()),
-        ..EndpointSettings::default()
-    }
+/// The endpoint settings of a new container on each network: no aliases. The service alias is
+/// given once the container is ready ([`Engine::rejoin_network`]): Docker's DNS answers an
+/// alias with every endpoint carrying it, so an alias given at creation would route traffic
+/// to a container that is not ready yet.
+fn endpoint(_spec: &ContainerSpec) -> EndpointSettings {
+    EndpointSettings::default()
+}
+
+/// A start refused because a published host port is taken: the engine answers 500 with
+/// `Bind for 0.0.0.0:8080 failed: port is already allocated` or `listen tcp4 0.0.0.0:80:
+/// bind: address already in use`; the engine itself is fine.
+fn port_conflict(message: &str) -> Option<EngineError> {
+    let port = if let Some(rest) = message.split("Bind for ").nth(1) {
+        rest.split(" failed").next()?
+    } else if message.contains("address already in use") {
+        message.split("listen ").nth(1)?.split(": bind").next()?.split_whitespace().last()?
+    } else {
+        return None;
+    };
+    Some(EngineError::PortConflict { port: port.to_owned(), message: message.to_owned() })
 }
 
 fn healthcheck(check: &ExecHealthcheck) -> HealthConfig {
@@ -698,6 +920,19 @@ mod tests {
     }
 
     #[test]
+    fn port_conflicts_should_name_the_port() {
+        let allocated = "driver failed programming external connectivity on endpoint s-caddy-1 (0123): Bind for 0.0.0.0:18080 failed: port is already allocated";
+        assert!(
+            matches!(port_conflict(allocated), Some(EngineError::PortConflict { port, .. }) if port == "0.0.0.0:18080")
+        );
+        let in_use = "driver failed programming external connectivity on endpoint x (y): Error starting userland proxy: listen tcp4 127.0.0.1:80: bind: address already in use";
+        assert!(
+            matches!(port_conflict(in_use), Some(EngineError::PortConflict { port, .. }) if port == "127.0.0.1:80")
+        );
+        assert!(port_conflict("OCI runtime create failed").is_none());
+    }
+
+    #[test]
     fn env_values_should_be_redacted_from_messages() {
         let env = vec!["TOKEN=s3cr3t-value".to_owned(), "X=ab".to_owned(), "=weird".to_owned()];
         let err =
@@ -802,6 +1037,6 @@ mod tests {
         );
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints.len(), 1);
-        assert_eq!(endpoints["s_a"].aliases, Some(vec!["web".to_owned()]));
+        assert_eq!(endpoints["s_a"].aliases, None, "aliases come when the container is ready");
     }
 }

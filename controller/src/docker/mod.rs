@@ -43,6 +43,14 @@ pub enum EngineError {
         /// The registry's or engine's message.
         message: String,
     },
+    /// A host port the container publishes is held by something else.
+    #[error("host port {port} is already in use: {message}")]
+    PortConflict {
+        /// The host port (`address:port` as the engine wrote it).
+        port: String,
+        /// The engine's message.
+        message: String,
+    },
     /// The engine could not be reached or answered with a server error: transient.
     #[error("docker engine unavailable: {message}")]
     Unavailable {
@@ -121,8 +129,10 @@ pub struct ObservedContainer {
     pub image_id: String,
     /// Image reference the container was created from.
     pub image: String,
-    /// IP address per network name.
+    /// IP address per network name (running containers only).
     pub addresses: BTreeMap<String, String>,
+    /// Every network it is connected to, running or not.
+    pub networks: Vec<String>,
 }
 
 impl ObservedContainer {
@@ -213,7 +223,8 @@ pub struct ContainerSpec {
     pub volumes: Vec<VolumeBinding>,
     /// Docker network names to join, the first at create time, the rest before start.
     pub networks: Vec<String>,
-    /// Network aliases on every network (the service name).
+    /// Network aliases on every network (the service name). Not given at creation: a container
+    /// gets them when it is ready (see `reconcile::rotation`).
     pub aliases: Vec<String>,
     /// HEALTHCHECK for `exec` checks; `None` keeps the image's own.
     pub healthcheck: Option<ExecHealthcheck>,
@@ -264,6 +275,25 @@ pub struct EngineEvent {
     pub id: String,
     /// The container's labels, as the event carries them.
     pub labels: BTreeMap<String, String>,
+}
+
+/// What a command run inside a container did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit code (`None` when the engine did not report one).
+    pub exit_code: Option<i64>,
+    /// The tail of what it printed (stdout and stderr).
+    pub output: String,
+}
+
+/// How a container came back onto a network after [`Engine::rejoin_network`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejoined {
+    /// With the address it had: connections it holds survive.
+    SameAddress,
+    /// With another address (the network does not allow pinning one, or the old one was
+    /// taken): connections it held on that network are broken.
+    NewAddress,
 }
 
 /// Registry credentials for a pull, from the Docker config file.
@@ -324,6 +354,30 @@ pub trait Engine: Send + Sync + 'static {
 
     /// The last `lines` lines of a container's output.
     fn logs_tail<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, EngineResult<String>>;
+
+    /// The aliases of each network endpoint of a container (the list call does not report
+    /// them; Docker's own short-id alias included).
+    fn endpoint_aliases<'a>(&'a self, id: &'a str) -> BoxFuture<'a, EngineResult<BTreeMap<String, Vec<String>>>>;
+
+    /// Takes a container off `network` and connects it again with exactly `aliases`, asking for
+    /// the address `ipv4` it had, so that the TCP connections it holds survive. This is the only
+    /// way to change an endpoint's aliases (Docker has no call for it); it takes ~100 ms.
+    fn rejoin_network<'a>(
+        &'a self,
+        id: &'a str,
+        network: &'a str,
+        ipv4: Option<&'a str>,
+        aliases: &'a [String],
+    ) -> BoxFuture<'a, EngineResult<Rejoined>>;
+
+    /// Runs a command in a running container and waits for it.
+    fn exec<'a>(&'a self, id: &'a str, command: &'a [String]) -> BoxFuture<'a, EngineResult<ExecOutput>>;
+
+    /// Sends a signal (`SIGHUP`, ...) to a container's main process.
+    fn signal<'a>(&'a self, id: &'a str, signal: &'a str) -> BoxFuture<'a, EngineResult<()>>;
+
+    /// Copies files into a container, running or not.
+    fn copy_files<'a>(&'a self, id: &'a str, files: &'a [ContainerFile]) -> BoxFuture<'a, EngineResult<()>>;
 
     /// Container events for containers carrying every label of `labels`, limited to start,
     /// die, stop, destroy and health_status.

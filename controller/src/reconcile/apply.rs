@@ -1,15 +1,20 @@
 //! Carrying out planned steps against the engine: ensure networks, volumes and images, create
-//! (and start) containers, start stopped ones, stop and remove old ones. Creates of one plan run
-//! concurrently; everything else in order.
+//! (and start) containers, start stopped ones, move containers in and out of rotation, reload
+//! files in place, and retire old containers: out of rotation, drained, stopped, removed.
+//! Creates of one plan run concurrently; everything else in order.
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use futures_util::future::try_join_all;
 use meme_api::v1alpha1::ImagePullPolicy;
 
 use crate::context::Context;
-use crate::docker::{EngineError, auth};
+use crate::docker::{EngineError, ObservedContainer, auth, labels};
 use crate::events::EventType;
 use crate::reconcile::desired::{DesiredState, ResolvedService};
-use crate::reconcile::plan::{Action, Step};
+use crate::reconcile::plan::{Action, Rotation, Step};
+use crate::reconcile::reload;
 
 /// How many log lines of a failed container are kept in its event.
 const FAILED_LOG_LINES: usize = 20;
@@ -58,67 +63,257 @@ pub struct Applied {
     pub replaced: u32,
     /// Images pulled.
     pub pulled: u32,
+    /// Containers whose files were reloaded in place.
+    pub reloaded: u32,
+    /// A reload failed: the service falls back to a replace at the next look.
+    pub reload_failed: bool,
 }
 
-/// Applies `steps` for `service` in order (consecutive creates together).
+/// The service whose steps are applied: as desired, or (prune) only its name.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    /// A desired service.
+    Desired(&'a DesiredState, &'a ResolvedService),
+    /// A service no manifest names any more.
+    Pruned(&'a str),
+}
+
+impl Target<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Self::Desired(_, service) => service.service.name(),
+            Self::Pruned(name) => name,
+        }
+    }
+}
+
+/// Applies `steps` in order (consecutive creates together, consecutive removals drained
+/// together). `observed` are the containers the plan was made from.
 ///
 /// # Errors
 /// The first step that failed; later steps are not attempted.
 pub async fn apply(
     ctx: &Context,
-    state: &DesiredState,
-    service: &ResolvedService,
+    target: Target<'_>,
     steps: &[Step],
+    observed: &[ObservedContainer],
 ) -> Result<Applied, ApplyError> {
-    let name = service.service.name();
-    let grace = service.service.deployment.spec.stop_grace_period.get();
+    let name = target.name();
+    let containers: HashMap<&str, &ObservedContainer> = observed.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut applied = Applied::default();
     let mut i = 0;
     while i < steps.len() {
         let step = &steps[i];
-        match &step.action {
-            Action::Create { .. } => {
+        match (&step.action, target) {
+            (Action::Create { .. }, Target::Desired(state, service)) => {
                 let batch: Vec<&Step> =
                     steps[i..].iter().take_while(|s| matches!(s.action, Action::Create { .. })).collect();
                 i += batch.len();
                 applied.pulled += ensure_image(ctx, service, step).await?;
                 ensure_objects(ctx, state, service, step).await?;
-                try_join_all(batch.iter().map(|s| create(ctx, state, service, s))).await?;
+                let ids = try_join_all(batch.iter().map(|s| create(ctx, state, service, s))).await?;
+                for (id, s) in ids.iter().zip(&batch) {
+                    ctx.engine.start_container(id).await.map_err(|e| engine(s, e))?;
+                    ctx.events.record(
+                        EventType::Normal,
+                        s.event,
+                        Some(name),
+                        format!("{} at {}", s.reason, short(&state.revision)),
+                    );
+                }
                 applied.created += u32::try_from(batch.len()).unwrap_or(u32::MAX);
                 continue;
             }
-            Action::EnsureImage => {
-                applied.pulled += ensure_image(ctx, service, step).await?;
-            }
-            Action::Start { id } => {
+            (Action::Start { id }, _) => {
                 ctx.engine.start_container(id).await.map_err(|e| engine(step, e))?;
                 ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone());
                 applied.started += 1;
             }
-            Action::Remove { id, keep_logs } => {
-                let logs = if *keep_logs { ctx.engine.logs_tail(id, FAILED_LOG_LINES).await.ok() } else { None };
-                Context::lock(&ctx.stopping).insert(id.clone());
-                ctx.engine.stop_container(id, grace).await.map_err(|e| engine(step, e))?;
-                ctx.engine.remove_container(id).await.map_err(|e| engine(step, e))?;
-                match logs {
-                    Some(logs) => ctx.events.record(
-                        EventType::Warning,
-                        step.event,
-                        Some(name),
-                        format!("{}; last log lines:\n{}", step.reason, logs.trim_end()),
-                    ),
-                    None => ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone()),
+            (Action::Admit { id } | Action::Evict { id }, _) => {
+                if let Some(container) = containers.get(id.as_str()) {
+                    let admit = matches!(step.action, Action::Admit { .. });
+                    let moved = if admit {
+                        ctx.rotations.admit(ctx.engine.as_ref(), container, name).await
+                    } else {
+                        ctx.rotations.evict(ctx.engine.as_ref(), container, name).await
+                    }
+                    .map_err(|e| engine(step, e))?;
+                    tracing::debug!(container = %container.name, admit, "rotation changed");
+                    ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone());
+                    address_changed(ctx, name, container, &moved);
                 }
-                if step.event == "Replaced" {
-                    applied.replaced += 1;
-                } else {
-                    applied.removed += 1;
+            }
+            (Action::Reload { .. }, Target::Desired(_, service)) => {
+                let batch: Vec<&Step> =
+                    steps[i..].iter().take_while(|s| matches!(s.action, Action::Reload { .. })).collect();
+                i += batch.len();
+                for s in batch {
+                    let Action::Reload { id } = &s.action else { continue };
+                    let Some(container) = containers.get(id.as_str()) else { continue };
+                    match reload::reload(ctx, service, container).await {
+                        Ok(()) => {
+                            ctx.events.record(EventType::Normal, s.event, Some(name), s.reason.clone());
+                            applied.reloaded += 1;
+                        }
+                        Err(why) => {
+                            ctx.reloads.failed(name, &service.files_hash);
+                            ctx.events.record(
+                                EventType::Warning,
+                                "ReloadFailed",
+                                Some(name),
+                                format!("{}: {why}; falling back to replacing the containers", s.reason),
+                            );
+                            applied.reload_failed = true;
+                            break;
+                        }
+                    }
                 }
+                continue;
+            }
+            (Action::Remove { .. }, _) => {
+                let batch: Vec<&Step> =
+                    steps[i..].iter().take_while(|s| matches!(s.action, Action::Remove { .. })).collect();
+                i += batch.len();
+                retire(ctx, target, &batch, &containers).await?;
+                for s in batch {
+                    if s.event == "Replaced" {
+                        applied.replaced += 1;
+                    } else {
+                        applied.removed += 1;
+                    }
+                }
+                continue;
+            }
+            (Action::Recreate { remove, slots, start }, Target::Desired(state, service)) => {
+                applied.pulled += ensure_image(ctx, service, step).await?;
+                ensure_objects(ctx, state, service, step).await?;
+                // Created, not started: the old containers still hold the host ports.
+                let creates: Vec<Step> = slots
+                    .iter()
+                    .map(|&slot| Step {
+                        action: Action::Create { slot },
+                        reason: step.reason.clone(),
+                        event: step.event,
+                    })
+                    .collect();
+                let mut new = try_join_all(creates.iter().map(|s| create(ctx, state, service, s))).await?;
+                new.extend(start.iter().cloned());
+                let retiring: Vec<Step> = remove
+                    .iter()
+                    .map(|id| Step {
+                        action: Action::Remove { id: id.clone(), keep_logs: false },
+                        reason: step.reason.clone(),
+                        event: step.event,
+                    })
+                    .collect();
+                let retiring: Vec<&Step> = retiring.iter().collect();
+                let gap = std::time::Instant::now();
+                retire(ctx, target, &retiring, &containers).await?;
+                for id in &new {
+                    ctx.engine.start_container(id).await.map_err(|e| engine(step, e))?;
+                }
+                tracing::debug!(service = name, gap_ms = gap.elapsed().as_millis(), "recreated");
+                ctx.events.record(
+                    EventType::Normal,
+                    step.event,
+                    Some(name),
+                    format!("{} at {}", step.reason, short(&state.revision)),
+                );
+                applied.created += u32::try_from(slots.len()).unwrap_or(u32::MAX);
+                applied.replaced += u32::try_from(remove.len()).unwrap_or(u32::MAX);
+            }
+            (Action::Create { .. } | Action::Reload { .. } | Action::Recreate { .. }, Target::Pruned(_)) => {
+                // The planner never asks this of a pruned service.
             }
         }
         i += 1;
     }
     Ok(applied)
+}
+
+/// Retires containers: out of rotation first (those in it), then one drain period for requests
+/// in flight, then each is stopped with its grace period and removed.
+async fn retire(
+    ctx: &Context,
+    target: Target<'_>,
+    steps: &[&Step],
+    containers: &HashMap<&str, &ObservedContainer>,
+) -> Result<(), ApplyError> {
+    let name = target.name();
+    let mut drain = Duration::ZERO;
+    for step in steps {
+        let Action::Remove { id, .. } = &step.action else { continue };
+        let Some(container) = containers.get(id.as_str()) else { continue };
+        let rotation =
+            ctx.rotations.observe(ctx.engine.as_ref(), container, name).await.map_err(|e| engine(step, e))?;
+        if rotation != Rotation::Out {
+            let moved = ctx.rotations.evict(ctx.engine.as_ref(), container, name).await.map_err(|e| engine(step, e))?;
+            address_changed(ctx, name, container, &moved);
+            drain = drain.max(drain_period(target, container));
+        }
+    }
+    if !drain.is_zero() {
+        tracing::debug!(service = name, ?drain, "draining before stop");
+        tokio::time::sleep(drain).await;
+    }
+    for step in steps {
+        let Action::Remove { id, keep_logs } = &step.action else { continue };
+        let logs = if *keep_logs { ctx.engine.logs_tail(id, FAILED_LOG_LINES).await.ok() } else { None };
+        Context::lock(&ctx.stopping).insert(id.clone());
+        let grace = containers.get(id.as_str()).map_or(DEFAULT_GRACE, |c| stop_grace(target, c));
+        ctx.engine.stop_container(id, grace).await.map_err(|e| engine(step, e))?;
+        ctx.engine.remove_container(id).await.map_err(|e| engine(step, e))?;
+        match logs {
+            Some(logs) => ctx.events.record(
+                EventType::Warning,
+                step.event,
+                Some(name),
+                format!("{}; last log lines:\n{}", step.reason, logs.trim_end()),
+            ),
+            None => ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone()),
+        }
+    }
+    Ok(())
+}
+
+/// Docker's own default, for a container whose grace period is not known.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The drain period: the desired one, or (pruned service) the one the container was made with.
+fn drain_period(target: Target<'_>, container: &ObservedContainer) -> Duration {
+    match target {
+        Target::Desired(_, service) => service.service.deployment.spec.drain_period.get(),
+        Target::Pruned(_) => millis_label(container, labels::DRAIN_PERIOD_MS).unwrap_or_default(),
+    }
+}
+
+/// The stop grace period: the desired one, or (pruned service) the one it was made with.
+fn stop_grace(target: Target<'_>, container: &ObservedContainer) -> Duration {
+    match target {
+        Target::Desired(_, service) => service.service.deployment.spec.stop_grace_period.get(),
+        Target::Pruned(_) => millis_label(container, labels::STOP_GRACE_MS).unwrap_or(DEFAULT_GRACE),
+    }
+}
+
+fn millis_label(container: &ObservedContainer, key: &str) -> Option<Duration> {
+    container.label(key)?.parse().ok().map(Duration::from_millis)
+}
+
+/// A move that could not keep the container's address broke the connections it held there.
+fn address_changed(ctx: &Context, service: &str, container: &ObservedContainer, networks: &[String]) {
+    if networks.is_empty() {
+        return;
+    }
+    ctx.events.record(
+        EventType::Warning,
+        "AddressChanged",
+        Some(service),
+        format!(
+            "{} got a new address on {} (the network has no fixed subnet, so addresses cannot be kept); connections it held there were cut",
+            container.name,
+            networks.join(", ")
+        ),
+    );
 }
 
 fn engine(step: &Step, source: EngineError) -> ApplyError {
@@ -175,27 +370,33 @@ async fn ensure_objects(
     Ok(())
 }
 
-async fn create(ctx: &Context, state: &DesiredState, service: &ResolvedService, step: &Step) -> Result<(), ApplyError> {
-    let Action::Create { slot } = step.action else { return Ok(()) };
+/// Creates one container (not started; on its networks without the service alias); its id.
+async fn create(
+    ctx: &Context,
+    state: &DesiredState,
+    service: &ResolvedService,
+    step: &Step,
+) -> Result<String, ApplyError> {
+    let Action::Create { slot } = step.action else {
+        return Err(engine(step, EngineError::Other { message: "not a create step".to_owned() }));
+    };
     let spec = service.container_spec(&state.stack, &state.revision, slot);
-    let id = match ctx.engine.create_container(&spec).await {
-        Ok(id) => id,
+    let created = {
+        // Creating takes addresses on the networks: never while a container is being moved
+        // there (it would take the address that container is about to ask back).
+        let _networks = ctx.rotations.creating(&spec.networks).await;
+        ctx.engine.create_container(&spec).await
+    };
+    match created {
+        Ok(id) => Ok(id),
         Err(e) => {
             // A network or volume removed behind our back: forget it so the next try recreates it.
             if matches!(e, EngineError::NotFound { .. }) {
                 Context::lock(&ctx.ensured).clear();
             }
-            return Err(engine(step, e));
+            Err(engine(step, e))
         }
-    };
-    ctx.engine.start_container(&id).await.map_err(|e| engine(step, e))?;
-    ctx.events.record(
-        EventType::Normal,
-        step.event,
-        Some(service.service.name()),
-        format!("{} at {}", step.reason, short(&state.revision)),
-    );
-    Ok(())
+    }
 }
 
 /// The first 12 characters of a revision or id.

@@ -42,6 +42,8 @@ pub struct DesiredService {
     pub template: ContainerTemplate,
     /// Contents of its `files`, by source path.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The hash of those contents (empty without files).
+    pub files_hash: String,
     /// The spec hash and field digests last computed, with the secret digests they were computed
     /// from: every resync resolves every service, and hashing is the bulk of that work.
     hashes: std::sync::Mutex<Option<Hashes>>,
@@ -53,6 +55,17 @@ struct Hashes {
     secret_digests: BTreeMap<SecretKeySelector, String>,
     spec_hash: String,
     fields: BTreeMap<String, String>,
+}
+
+impl Readiness {
+    /// The controller's own probe timing, for `httpGet` and `tcpSocket` checks.
+    #[must_use]
+    pub fn probe(&self) -> Option<Probe> {
+        match self {
+            Self::Http { probe, .. } | Self::Tcp { probe, .. } => Some(*probe),
+            Self::DockerHealth { .. } | Self::Auto { .. } => None,
+        }
+    }
 }
 
 impl DesiredService {
@@ -68,16 +81,32 @@ impl DesiredService {
         let spec = &self.deployment.spec;
         let min_ready = Duration::from_secs(u64::from(spec.min_ready_seconds));
         match &spec.health_check {
-            Some(HealthCheck { http_get: Some(http), timeout, .. }) => {
-                Readiness::Http { port: http.port, path: http.path.clone(), timeout: timeout.get(), min_ready }
-            }
-            Some(HealthCheck { tcp_socket: Some(tcp), timeout, .. }) => {
-                Readiness::Tcp { port: tcp.port, timeout: timeout.get(), min_ready }
-            }
+            Some(HealthCheck { http_get: Some(http), timeout, interval, retries, .. }) => Readiness::Http {
+                port: http.port,
+                path: http.path.clone(),
+                probe: Probe { timeout: timeout.get(), interval: interval.get(), retries: *retries },
+                min_ready,
+            },
+            Some(HealthCheck { tcp_socket: Some(tcp), timeout, interval, retries, .. }) => Readiness::Tcp {
+                port: tcp.port,
+                probe: Probe { timeout: timeout.get(), interval: interval.get(), retries: *retries },
+                min_ready,
+            },
             Some(HealthCheck { exec: Some(_), .. }) => Readiness::DockerHealth { min_ready },
             _ => Readiness::Auto { min_ready },
         }
     }
+}
+
+/// How often and how patiently the controller probes a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// Per-probe timeout.
+    pub timeout: Duration,
+    /// Time between probes of a ready container.
+    pub interval: Duration,
+    /// Consecutive failures that make a ready container not ready.
+    pub retries: u32,
 }
 
 /// How a container of a service is judged ready.
@@ -89,8 +118,8 @@ pub enum Readiness {
         port: u16,
         /// Request path.
         path: String,
-        /// Per-probe timeout.
-        timeout: Duration,
+        /// Timing.
+        probe: Probe,
         /// Also running at least this long.
         min_ready: Duration,
     },
@@ -98,8 +127,8 @@ pub enum Readiness {
     Tcp {
         /// Container port.
         port: u16,
-        /// Per-probe timeout.
-        timeout: Duration,
+        /// Timing.
+        probe: Probe,
         /// Also running at least this long.
         min_ready: Duration,
     },
@@ -138,8 +167,10 @@ pub enum ResolveError {
 pub struct ResolvedService {
     /// The service at its revision.
     pub service: Arc<DesiredService>,
-    /// The spec hash, including secret digests.
+    /// The spec hash, including secret digests (file contents excluded).
     pub spec_hash: String,
+    /// The hash of the file contents (empty without files).
+    pub files_hash: String,
     /// Field digests, for "what changed" messages.
     pub fields: BTreeMap<String, String>,
     /// Secret values by selector. Never logged: this type has a redacting Debug.
@@ -197,6 +228,7 @@ impl DesiredState {
                     name,
                     Arc::new(DesiredService {
                         deployment: d.object.clone(),
+                        files_hash: template.files_hash(),
                         template,
                         files,
                         hashes: std::sync::Mutex::default(),
@@ -244,6 +276,7 @@ impl DesiredState {
         drop(cached);
         Ok(ResolvedService {
             spec_hash: hashes.spec_hash,
+            files_hash: service.files_hash.clone(),
             fields: hashes.fields,
             service: Arc::clone(service),
             secrets,
@@ -265,12 +298,41 @@ impl ResolvedService {
         DesiredReplicas {
             service: self.service.name().to_owned(),
             spec_hash: self.spec_hash.clone(),
+            files_hash: self.files_hash.clone(),
             image: spec.image.clone(),
             replicas: spec.replicas,
             strategy: spec.strategy.kind,
             progress_deadline: spec.progress_deadline.get(),
+            reload: spec.reload.is_some(),
             fields: self.fields.clone(),
         }
+    }
+
+    /// What identifies a container of this spec and these files: the spec hash alone without
+    /// files (so container names stay what they were), else a hash of both. Names and rollout
+    /// memory are keyed by it, so a new version of the files is a new rollout.
+    #[must_use]
+    pub fn identity(&self) -> String {
+        if self.files_hash.is_empty() {
+            self.spec_hash.clone()
+        } else {
+            meme_api::template::secret_digest(format!("{}:{}", self.spec_hash, self.files_hash).as_bytes())
+        }
+    }
+
+    /// The desired files, as copied into containers.
+    #[must_use]
+    pub fn container_files(&self) -> Vec<ContainerFile> {
+        self.service
+            .template
+            .files
+            .iter()
+            .map(|f| ContainerFile {
+                path: f.path.clone(),
+                mode: f.mode,
+                content: self.service.files.get(&f.source).cloned().unwrap_or_default(),
+            })
+            .collect()
     }
 
     /// Image pull policy.
@@ -288,6 +350,14 @@ impl ResolvedService {
         container_labels.extend(labels::stack_labels(stack));
         container_labels.insert(labels::SERVICE.to_owned(), t.service.clone());
         container_labels.insert(labels::SPEC_HASH.to_owned(), self.spec_hash.clone());
+        if !self.files_hash.is_empty() {
+            container_labels.insert(labels::FILES_HASH.to_owned(), self.files_hash.clone());
+        }
+        container_labels.insert(labels::STOP_GRACE_MS.to_owned(), t.stop_grace_period_ms.to_string());
+        let drain = spec.drain_period.get();
+        if !drain.is_zero() {
+            container_labels.insert(labels::DRAIN_PERIOD_MS.to_owned(), drain.as_millis().to_string());
+        }
         container_labels.insert(labels::REVISION.to_owned(), revision.to_owned());
         container_labels.insert(labels::REPLICA.to_owned(), slot.to_string());
         container_labels.insert(labels::FIELDS.to_owned(), serde_json::to_string(&self.fields).unwrap_or_default());
@@ -313,7 +383,7 @@ impl ResolvedService {
         let limits = t.resources.as_ref().and_then(|r| r.limits.clone()).unwrap_or_default();
         let reservations = t.resources.as_ref().and_then(|r| r.reservations.clone()).unwrap_or_default();
         ContainerSpec {
-            name: labels::container_name(stack, &t.service, &self.spec_hash, slot),
+            name: labels::container_name(stack, &t.service, &self.identity(), slot),
             image: t.image.clone(),
             entrypoint: t.command.clone(),
             cmd: t.args.clone(),
@@ -355,15 +425,7 @@ impl ResolvedService {
             nano_cpus: limits.cpus.map(meme_api::units::Cpus::nano_cpus),
             memory: limits.memory.map(meme_api::units::ByteQuantity::bytes),
             memory_reservation: reservations.memory.map(meme_api::units::ByteQuantity::bytes),
-            files: t
-                .files
-                .iter()
-                .map(|f| ContainerFile {
-                    path: f.path.clone(),
-                    mode: f.mode,
-                    content: self.service.files.get(&f.source).cloned().unwrap_or_default(),
-                })
-                .collect(),
+            files: self.container_files(),
         }
     }
 }

@@ -7,8 +7,9 @@ pub mod apply;
 pub mod desired;
 pub mod plan;
 pub mod readiness;
+pub mod reload;
+pub mod rotation;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use meme_api::status::{Condition, ContainerStatus, ServiceStatus};
@@ -16,9 +17,9 @@ use meme_api::status::{Condition, ContainerStatus, ServiceStatus};
 use crate::context::{Context, RolloutBlock};
 use crate::docker::{EngineError, ObservedContainer, labels};
 use crate::events::EventType;
-use crate::reconcile::apply::{Applied, ApplyError};
-use crate::reconcile::desired::{DesiredService, DesiredState, ResolveError, ResolvedService};
-use crate::reconcile::plan::{Phase, Plan, PlanContext, Replica};
+use crate::reconcile::apply::{Applied, ApplyError, Target};
+use crate::reconcile::desired::{DesiredService, ResolveError, ResolvedService};
+use crate::reconcile::plan::{Phase, Plan, PlanContext, Replica, RolloutHistory, Rotation};
 
 /// What the runtime should do next with a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,8 +94,9 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
 
     let Some(service) = state.services.get(name) else {
         // Prune: no manifest names it any more. Volumes are never touched.
-        let plan = plan::plan(None, &replicas_of(ctx, &observed, None, &[]), &PlanContext::default());
-        let applied = apply_prune(ctx, &plan).await?;
+        let rotation = vec![Rotation::Out; observed.len()];
+        let plan = plan::plan(None, &replicas_of(ctx, &observed, None, &[], &rotation), &PlanContext::default());
+        let applied = apply::apply(ctx, Target::Pruned(name), &plan.steps, &observed).await?;
         ctx.update_status(|s| s.services.retain(|x| x.name != name));
         ctx.metrics.forget_service(name);
         return Ok(Outcome { next: Next::AwaitChange, applied, phase: Phase::Synced });
@@ -109,20 +111,22 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
     };
 
     let was_synced = ctx.with_status(|s| s.services.iter().any(|x| x.name == name && x.phase == "Synced"));
-    let readiness = readiness_of(ctx, service, &resolved, &observed).await;
-    let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &readiness);
-    let plan_ctx = plan_context(ctx, service, &resolved.spec_hash);
+    let (readiness, rotation) =
+        tokio::join!(readiness_of(ctx, service, &resolved, &observed), rotation_of(ctx, name, &observed));
+    let rotation = rotation.map_err(ReconcileError::Observe)?;
+    let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &readiness, &rotation);
+    let plan_ctx = plan_context(ctx, service, &resolved);
     let plan = plan::plan(Some(&resolved.replicas()), &replicas, &plan_ctx);
     for step in &plan.steps {
         tracing::info!(step = %step.reason, "applying");
     }
-    let applied = match apply::apply(ctx, &state, &resolved, &plan.steps).await {
+    let applied = match apply::apply(ctx, Target::Desired(&state, &resolved), &plan.steps, &observed).await {
         Ok(applied) => applied,
         Err(e) => {
-            let reason = if matches!(e.engine_error(), Some(EngineError::Pull { .. })) {
-                "ImagePullFailed"
-            } else {
-                "ApplyFailed"
+            let reason = match e.engine_error() {
+                Some(EngineError::Pull { .. }) => "ImagePullFailed",
+                Some(EngineError::PortConflict { .. }) => "PortConflict",
+                _ => "ApplyFailed",
             };
             ctx.events.record(EventType::Warning, reason, Some(name), e.to_string());
             record_status(ctx, &resolved, &replicas, &observed, &plan, Some((reason, e.to_string())));
@@ -130,22 +134,32 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
         }
     };
     record_metrics(ctx, name, &plan, applied, was_synced);
+    let identity = resolved.identity();
     if plan.rollout_failed {
-        block_rollout(ctx, name, &resolved.spec_hash);
+        block_rollout(ctx, name, &identity);
     } else if plan.phase == Phase::Synced {
         Context::lock(&ctx.rollouts).remove(name);
     }
     record_status(ctx, &resolved, &replicas, &observed, &plan, None);
 
     let next = match (plan.requeue_after, Context::lock(&ctx.rollouts).get(name)) {
+        _ if applied.reload_failed => Next::RequeueAfter(plan::PROGRESS_POLL),
         (Some(d), _) => Next::RequeueAfter(d),
-        (None, Some(block)) if block.spec_hash == resolved.spec_hash => {
+        (None, Some(block)) if block.spec_hash == identity => {
             Next::RequeueAfter(block.retry_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)))
         }
         (None, _) if !plan.steps.is_empty() => Next::RequeueAfter(plan::PROGRESS_POLL),
-        (None, _) => Next::AwaitChange,
+        // Ready containers are probed again every healthCheck.interval: one that stops
+        // answering is taken out of rotation.
+        (None, _) => service.readiness().probe().map_or(Next::AwaitChange, |p| Next::RequeueAfter(p.interval)),
     };
     Ok(Outcome { next, applied, phase: plan.phase })
+}
+
+/// Whether each observed container carries the service alias (inspected once per container).
+async fn rotation_of(ctx: &Context, name: &str, observed: &[ObservedContainer]) -> Result<Vec<Rotation>, EngineError> {
+    let looks = observed.iter().map(|c| ctx.rotations.observe(ctx.engine.as_ref(), c, name));
+    futures_util::future::try_join_all(looks).await
 }
 
 /// Plans every service from one list call of the whole stack and cached readiness, without
@@ -182,14 +196,21 @@ pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
         };
         let ready: Vec<bool> =
             observed.iter().map(|c| ctx.readiness.get(&c.id).is_some_and(|v| v.ready) && c.is_running()).collect();
-        let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &ready);
-        let plan = plan::plan(Some(&resolved.replicas()), &replicas, &plan_context(ctx, service, &resolved.spec_hash));
+        // A container whose rotation was never looked at needs a reconcile to look.
+        let Some(rotation) = observed.iter().map(|c| ctx.rotations.known(c)).collect::<Option<Vec<Rotation>>>() else {
+            needs_work.push(name.clone());
+            continue;
+        };
+        let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &ready, &rotation);
+        let plan = plan::plan(Some(&resolved.replicas()), &replicas, &plan_context(ctx, service, &resolved));
         if !plan.steps.is_empty() || plan.phase != Phase::Synced {
             needs_work.push(name.clone());
         }
     }
     let live: std::collections::HashSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
     ctx.readiness.retain(&|id| live.contains(id));
+    ctx.rotations.retain(&|id| live.contains(id));
+    ctx.reloads.retain(&|id| live.contains(id));
     Ok(needs_work)
 }
 
@@ -209,26 +230,6 @@ fn record_metrics(ctx: &Context, name: &str, plan: &Plan, applied: Applied, was_
     }
 }
 
-async fn apply_prune(ctx: &Context, plan: &Plan) -> Result<Applied, ReconcileError> {
-    let mut applied = Applied::default();
-    for step in &plan.steps {
-        if let plan::Action::Remove { id, .. } = &step.action {
-            Context::lock(&ctx.stopping).insert(id.clone());
-            ctx.engine
-                .stop_container(id, Duration::from_secs(10))
-                .await
-                .map_err(|e| ApplyError::Engine { step: step.reason.clone(), source: e })?;
-            ctx.engine
-                .remove_container(id)
-                .await
-                .map_err(|e| ApplyError::Engine { step: step.reason.clone(), source: e })?;
-            ctx.events.record(EventType::Normal, step.event, None, step.reason.clone());
-            applied.removed += 1;
-        }
-    }
-    Ok(applied)
-}
-
 /// Readiness of each observed container: current ones are probed, old ones judged from cache.
 async fn readiness_of(
     ctx: &Context,
@@ -244,13 +245,12 @@ async fn readiness_of(
         let age = now.duration_since(c.created).unwrap_or_default();
         let rule = &rule;
         let network = network.as_deref();
-        // A container already judged ready keeps its verdict while Docker says it runs: probes
-        // gate new containers. (Probing a container that was just removed would wait out the
-        // probe timeout on an address nobody answers.)
-        let known_ready = ctx.readiness.get(&c.id).is_some_and(|v| v.ready);
+        // Current containers are probed when due: at every look while they start, then every
+        // healthCheck.interval (see `readiness`). Old ones keep their last verdict: probing a
+        // container that was just removed would wait out the timeout on a dead address.
         async move {
             if current {
-                readiness::assess(c, rule, age, network, !known_ready, &ctx.readiness).await
+                readiness::assess(c, rule, age, network, true, &ctx.readiness).await
             } else {
                 c.is_running() && ctx.readiness.get(&c.id).is_none_or(|v| v.ready)
             }
@@ -264,6 +264,7 @@ fn replicas_of(
     observed: &[ObservedContainer],
     desired_hash: Option<&str>,
     ready: &[bool],
+    rotation: &[Rotation],
 ) -> Vec<Replica> {
     let now = SystemTime::now();
     observed
@@ -275,6 +276,8 @@ fn replicas_of(
                 id: c.id.clone(),
                 name: c.name.clone(),
                 spec_hash: c.label(labels::SPEC_HASH).unwrap_or_default().to_owned(),
+                files_hash: ctx.reloads.files_hash(c),
+                rotation: rotation.get(i).copied().unwrap_or_default(),
                 image: c.image.clone(),
                 slot: c.label(labels::REPLICA).and_then(|s| s.parse().ok()).unwrap_or(0),
                 state: c.state,
@@ -293,13 +296,21 @@ fn replicas_of(
         .collect()
 }
 
-fn plan_context(ctx: &Context, service: &DesiredService, spec_hash: &str) -> PlanContext {
+fn plan_context(ctx: &Context, service: &DesiredService, resolved: &ResolvedService) -> PlanContext {
     let unready_dependencies =
         service.deployment.spec.depends_on.iter().filter(|d| !ctx.is_service_ready(d)).cloned().collect();
-    let rollout_blocked = Context::lock(&ctx.rollouts)
-        .get(service.name())
-        .is_some_and(|b| b.spec_hash == spec_hash && Instant::now() < b.retry_at);
-    PlanContext { unready_dependencies, rollout_blocked }
+    let identity = resolved.identity();
+    let now = Instant::now();
+    let rollout = Context::lock(&ctx.rollouts).get(service.name()).filter(|b| b.spec_hash == identity).map_or_else(
+        RolloutHistory::default,
+        |b| RolloutHistory {
+            failures: b.failures,
+            blocked: now < b.retry_at,
+            retry_in: (now < b.retry_at).then(|| b.retry_at - now),
+        },
+    );
+    let reload_failed = ctx.reloads.has_failed(service.name(), &resolved.files_hash);
+    PlanContext { unready_dependencies, rollout, reload_failed }
 }
 
 fn block_rollout(ctx: &Context, name: &str, spec_hash: &str) {
@@ -400,9 +411,18 @@ fn conditions(phase: Phase, reason: &str, message: &str, ready: u32, desired: u3
         reason: reason.into(),
         message,
     };
-    let ready_reason = if ready >= desired { "MinimumReplicasAvailable" } else { "ReplicasNotReady" };
+    // Ready holds only when the service is Synced; when it does not, its message says why, so
+    // that it never reads "2/2 ready" next to a failed rollout.
+    let is_ready = ready >= desired && phase == Phase::Synced;
+    let (ready_reason, ready_message) = if is_ready {
+        ("MinimumReplicasAvailable", format!("{ready}/{desired} ready"))
+    } else if phase == Phase::Degraded {
+        (reason, format!("{message} ({ready}/{desired} containers ready)"))
+    } else {
+        ("ReplicasNotReady", format!("{ready}/{desired} containers ready; {message}"))
+    };
     let mut out = vec![
-        cond("Ready", ready >= desired && phase == Phase::Synced, ready_reason, format!("{ready}/{desired} ready")),
+        cond("Ready", is_ready, ready_reason, ready_message),
         cond(
             "Progressing",
             phase == Phase::Progressing,
@@ -414,10 +434,4 @@ fn conditions(phase: Phase, reason: &str, message: &str, ready: u32, desired: u3
         out.push(cond(if stalled { "Stalled" } else { "Degraded" }, true, reason, message.to_owned()));
     }
     out
-}
-
-/// Every service name the runtime should know: desired ones.
-#[must_use]
-pub fn desired_services(state: &Arc<DesiredState>) -> Vec<String> {
-    state.services.keys().cloned().collect()
 }

@@ -15,8 +15,10 @@ use crate::docker::ContainerState;
 pub struct DesiredReplicas {
     /// Service name.
     pub service: String,
-    /// Spec hash of the desired container template.
+    /// Spec hash of the desired container template (everything but file contents).
     pub spec_hash: String,
+    /// Hash of the desired file contents (empty without files).
+    pub files_hash: String,
     /// Image reference (for messages).
     pub image: String,
     /// Desired number of containers.
@@ -25,8 +27,22 @@ pub struct DesiredReplicas {
     pub strategy: StrategyType,
     /// A new container not ready by then has failed.
     pub progress_deadline: Duration,
+    /// Whether a change of file contents alone is reloaded in place (`spec.reload`).
+    pub reload: bool,
     /// Digest per part of the template, to say what changed.
     pub fields: BTreeMap<String, String>,
+}
+
+/// Whether a container carries its service alias, i.e. is reachable by the service name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rotation {
+    /// On every network it joined.
+    In,
+    /// On none.
+    #[default]
+    Out,
+    /// On some networks only (a crash between two network calls).
+    Partial,
 }
 
 /// One observed container of the service, with the readiness verdict of the caller.
@@ -38,6 +54,8 @@ pub struct Replica {
     pub name: String,
     /// The spec hash it was created from.
     pub spec_hash: String,
+    /// The hash of the files it holds (those it was created with, or reloaded since).
+    pub files_hash: String,
     /// Its image reference.
     pub image: String,
     /// Replica slot (from its label; 0 when unknown).
@@ -52,6 +70,8 @@ pub struct Replica {
     pub ready: bool,
     /// Was ready at some point, as far as this controller has seen.
     pub ever_ready: bool,
+    /// Whether it is reachable through the service alias.
+    pub rotation: Rotation,
     /// Digest per part of the template it was created from (empty when unknown).
     pub fields: BTreeMap<String, String>,
 }
@@ -74,19 +94,32 @@ impl Replica {
     }
 }
 
+/// What the caller remembers about earlier rollouts of the desired spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RolloutHistory {
+    /// Rollouts of this spec that failed so far (0: none).
+    pub failures: u32,
+    /// The last one failed recently: do not try again before `retry_in`.
+    pub blocked: bool,
+    /// Time left before the next attempt, for messages.
+    pub retry_in: Option<Duration>,
+}
+
 /// Context beyond the service itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PlanContext {
     /// Dependencies that are not ready yet; creation waits for them.
     pub unready_dependencies: Vec<String>,
-    /// A rollout of this spec hash failed recently; do not retry it yet.
-    pub rollout_blocked: bool,
+    /// Earlier rollouts of this spec.
+    pub rollout: RolloutHistory,
+    /// Reloading the desired files in place failed: replace the containers instead.
+    pub reload_failed: bool,
 }
 
 /// One thing to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Create and start a container in this replica slot.
+    /// Create and start a container in this replica slot (it joins no alias yet).
     Create {
         /// Replica slot.
         slot: u32,
@@ -96,15 +129,39 @@ pub enum Action {
         /// Container id.
         id: String,
     },
-    /// Stop (with the grace period) and remove a container.
+    /// Put a ready container in rotation: give it the service alias.
+    Admit {
+        /// Container id.
+        id: String,
+    },
+    /// Take a container that is not ready out of rotation; it keeps running.
+    Evict {
+        /// Container id.
+        id: String,
+    },
+    /// Copy the desired files into a running container and run the service's reload action.
+    Reload {
+        /// Container id.
+        id: String,
+    },
+    /// Take out of rotation, wait the drain period, stop (with the grace period) and remove.
     Remove {
         /// Container id.
         id: String,
         /// Keep the tail of its logs for the event (a failed rollout).
         keep_logs: bool,
     },
-    /// Make sure the image is present before anything is stopped (Recreate).
-    EnsureImage,
+    /// Stop-first replacement (host ports): pull and create the new containers without
+    /// starting them, then retire the old ones, then start the new: only stop and start fall
+    /// inside the gap.
+    Recreate {
+        /// The containers replaced.
+        remove: Vec<String>,
+        /// The slots of the new containers.
+        slots: Vec<u32>,
+        /// Containers of the desired spec that exist but are stopped: started with the new.
+        start: Vec<String>,
+    },
 }
 
 /// An action and why.
@@ -164,6 +221,12 @@ pub const DEPENDENCY_POLL: Duration = Duration::from_secs(1);
 
 /// Plans the next steps for a service. `desired` is `None` when no manifest names the
 /// service any more (prune).
+///
+/// Traffic follows readiness: a container is admitted to the service alias once ready and
+/// evicted when it stops being ready, and every container leaving (replaced, scaled down,
+/// pruned) is taken out of rotation before it is stopped (by [`Action::Remove`]). Admissions
+/// come first in a plan, so a rollout never leaves the alias without a ready container while
+/// a ready one exists.
 #[must_use]
 #[allow(clippy::too_many_lines)] // one decision table, read top to bottom
 pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanContext) -> Plan {
@@ -191,8 +254,18 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         steps.push(remove(r, "Removed", format!("remove {}: dead", r.name)));
     }
     let live: Vec<&Replica> = observed.iter().filter(|r| r.state != ContainerState::Dead).collect();
-    let (current, old): (Vec<&Replica>, Vec<&Replica>) =
-        live.into_iter().partition(|r| r.spec_hash == desired.spec_hash);
+    // Current: the desired spec and files. Reloadable: the desired spec, other file contents,
+    // running, and the service reloads in place; it is current once reloaded.
+    let reloadable = |r: &Replica| {
+        desired.reload
+            && !ctx.reload_failed
+            && r.spec_hash == desired.spec_hash
+            && r.files_hash != desired.files_hash
+            && r.state == ContainerState::Running
+    };
+    let (current, old): (Vec<&Replica>, Vec<&Replica>) = live
+        .into_iter()
+        .partition(|r| (r.spec_hash == desired.spec_hash && r.files_hash == desired.files_hash) || reloadable(r));
 
     // Current containers someone stopped (or that were created and never started) are started.
     for r in current.iter().filter(|r| matches!(r.state, ContainerState::Exited | ContainerState::Created)) {
@@ -220,6 +293,16 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             kept_current -= 1;
         }
     }
+    // New files reach the running containers that stay.
+    for r in current.iter().filter(|r| r.files_hash != desired.files_hash) {
+        if !removes(&steps, &r.id) {
+            steps.push(Step {
+                action: Action::Reload { id: r.id.clone() },
+                reason: format!("reload {}: {}", r.name, change(r, desired)),
+                event: "Reloaded",
+            });
+        }
+    }
 
     // A new container that never became ready while older ones still serve: the rollout
     // failed. Remove it (its logs go into the event); the old ones keep serving.
@@ -237,7 +320,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             });
         }
         return Plan {
-            steps,
+            steps: with_rotation(steps, observed),
             phase: Phase::Degraded,
             reason: "ProgressDeadlineExceeded",
             message: format!(
@@ -256,7 +339,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         (1u32..).filter(move |s| !used.contains(s))
     };
     let deps_wait = |steps: Vec<Step>| Plan {
-        steps,
+        steps: with_rotation(steps, observed),
         phase: Phase::Progressing,
         reason: "WaitingForDependencies",
         message: format!("waiting for {} to be ready", ctx.unready_dependencies.join(", ")),
@@ -279,7 +362,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                 });
             }
         }
-        return settle(desired, steps, &ready, &starting, &failed, replicas);
+        return settle(desired, with_rotation(steps, observed), &ready, &starting, &failed, replicas, ctx);
     }
 
     // A rollout: old containers exist.
@@ -287,7 +370,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         for r in &old {
             steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to 0", r.name)));
         }
-        return settle(desired, steps, &ready, &starting, &failed, replicas);
+        return settle(desired, with_rotation(steps, observed), &ready, &starting, &failed, replicas, ctx);
     }
     // Old containers that do not serve are in nobody's way.
     for r in old.iter().filter(|r| !r.is_serving()) {
@@ -297,14 +380,18 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             format!("remove {}: {} and replaced by {}", r.name, r.state_text(), change(r, desired)),
         ));
     }
-    if ctx.rollout_blocked && ready.is_empty() {
+    if ctx.rollout.blocked && ready.is_empty() {
         // The last attempt at this spec failed: keep the old version serving until backoff
         // allows another try.
+        let next = ctx.rollout.retry_in.map_or_else(String::new, |d| format!("; next attempt in {}s", d.as_secs()));
         return Plan {
-            steps,
+            steps: with_rotation(steps, observed),
             phase: Phase::Degraded,
             reason: "RolloutBackoff",
-            message: format!("rollout of {} failed; old version keeps serving until the next retry", desired.image),
+            message: format!(
+                "rollout of {} failed {} time(s); the old version keeps serving{next}",
+                desired.image, ctx.rollout.failures
+            ),
             rollout_failed: false,
             requeue_after: None,
         };
@@ -316,29 +403,41 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                 if !ctx.unready_dependencies.is_empty() {
                     return deps_wait(steps);
                 }
-                // Stop-first, but only once the new image is at hand: a failed pull must
-                // leave the old version running.
-                steps.push(Step {
-                    action: Action::EnsureImage,
-                    reason: format!("pull {}: before stopping {svc}", desired.image),
-                    event: "Pulled",
+                let slots: Vec<u32> = free_slots().take(replicas.saturating_sub(kept_current)).collect();
+                let names: Vec<String> =
+                    old_serving.iter().map(|r| format!("{} ({})", r.name, change(r, desired))).collect();
+                // Current containers waiting to be started (a start that failed on a taken
+                // port, say) start after the old ones stopped, with the new ones.
+                let mut start = Vec::new();
+                steps.retain(|s| match &s.action {
+                    Action::Start { id } => {
+                        start.push(id.clone());
+                        false
+                    }
+                    _ => true,
                 });
-                for r in &old_serving {
-                    steps.push(remove(
-                        r,
-                        "Replaced",
-                        format!("replace {}: {} (Recreate: stop first)", r.name, change(r, desired)),
-                    ));
-                }
-            }
-            let missing = replicas.saturating_sub(kept_current);
-            if missing > 0 && ctx.unready_dependencies.is_empty() {
-                for slot in free_slots().take(missing) {
-                    steps.push(Step {
-                        action: Action::Create { slot },
-                        reason: format!("create {svc}#{slot}: {}", desired.image),
-                        event: "Created",
-                    });
+                steps.push(Step {
+                    action: Action::Recreate {
+                        remove: old_serving.iter().map(|r| r.id.clone()).collect(),
+                        slots,
+                        start,
+                    },
+                    reason: format!(
+                        "replace {}: Recreate, new container created before the old one stops",
+                        names.join(", ")
+                    ),
+                    event: "Replaced",
+                });
+            } else {
+                let missing = replicas.saturating_sub(kept_current);
+                if missing > 0 && ctx.unready_dependencies.is_empty() {
+                    for slot in free_slots().take(missing) {
+                        steps.push(Step {
+                            action: Action::Create { slot },
+                            reason: format!("create {svc}#{slot}: {}", desired.image),
+                            event: "Created",
+                        });
+                    }
                 }
             }
         }
@@ -367,7 +466,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             }
         }
     }
-    let mut plan = settle(desired, steps, &ready, &starting, &failed, replicas);
+    let mut plan = settle(desired, with_rotation(steps, observed), &ready, &starting, &failed, replicas, ctx);
     if plan.phase == Phase::Synced {
         plan.phase = Phase::Progressing;
         plan.reason = "RollingUpdate";
@@ -378,6 +477,41 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
 
 fn remove(r: &Replica, event: &'static str, reason: String) -> Step {
     Step { action: Action::Remove { id: r.id.clone(), keep_logs: false }, reason, event }
+}
+
+/// Whether the steps remove (or replace) this container.
+fn removes(steps: &[Step], id: &str) -> bool {
+    steps.iter().any(|s| match &s.action {
+        Action::Remove { id: x, .. } => x == id,
+        Action::Recreate { remove, .. } => remove.iter().any(|x| x == id),
+        _ => false,
+    })
+}
+
+/// Puts the rotation steps first: ready containers that stay are admitted, containers that
+/// stay but are not ready are evicted (a stopped one too, so that it comes back without the
+/// alias when started). Leaving containers are taken out by their own removal.
+fn with_rotation(steps: Vec<Step>, observed: &[Replica]) -> Vec<Step> {
+    let mut rotation = Vec::new();
+    for r in observed.iter().filter(|r| r.state != ContainerState::Dead && !removes(&steps, &r.id)) {
+        let ready = r.ready && r.state == ContainerState::Running;
+        if ready && r.rotation != Rotation::In {
+            rotation.push(Step {
+                action: Action::Admit { id: r.id.clone() },
+                reason: format!("put {} in rotation: ready", r.name),
+                event: "InRotation",
+            });
+        } else if !ready && r.rotation != Rotation::Out {
+            let why = if r.is_serving() { "not ready".to_owned() } else { r.state_text() };
+            rotation.push(Step {
+                action: Action::Evict { id: r.id.clone() },
+                reason: format!("take {} out of rotation: {why}", r.name),
+                event: "OutOfRotation",
+            });
+        }
+    }
+    rotation.extend(steps);
+    rotation
 }
 
 /// What differs between an old container and the desired spec, in a few words.
@@ -400,7 +534,9 @@ fn settle(
     starting: &[&Replica],
     failed: &[&Replica],
     replicas: usize,
+    ctx: &PlanContext,
 ) -> Plan {
+    let creates = steps.iter().any(|s| matches!(s.action, Action::Create { .. } | Action::Recreate { .. }));
     let (phase, reason, message, requeue_after) = if !failed.is_empty() {
         (
             Phase::Degraded,
@@ -413,11 +549,7 @@ fn settle(
             Phase::Progressing,
             "Reconciling",
             steps.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-            Some(if steps.iter().any(|s| matches!(s.action, Action::Create { .. })) {
-                FRESH_POLL
-            } else {
-                PROGRESS_POLL
-            }),
+            Some(if creates { FRESH_POLL } else { PROGRESS_POLL }),
         )
     } else if !starting.is_empty() {
         let poll = if starting.iter().any(|r| r.age < FRESH_AGE) { FRESH_POLL } else { PROGRESS_POLL };
@@ -432,6 +564,21 @@ fn settle(
     } else {
         (Phase::Synced, "Ready", format!("{replicas}/{replicas} ready"), None)
     };
+    // A spec whose rollout failed before stays Degraded while it is tried again, until it
+    // succeeds: a retry is not fresh progress.
+    if phase == Phase::Progressing && ctx.rollout.failures > 0 {
+        return Plan {
+            steps,
+            phase: Phase::Degraded,
+            reason: "RolloutRetrying",
+            message: format!(
+                "retrying the rollout of {} (failed {} time(s) before): {message}",
+                desired.image, ctx.rollout.failures
+            ),
+            rollout_failed: false,
+            requeue_after,
+        };
+    }
     Plan { steps, phase, reason, message, rollout_failed: false, requeue_after }
 }
 
@@ -443,19 +590,23 @@ mod tests {
         DesiredReplicas {
             service: "web".into(),
             spec_hash: hash.into(),
+            files_hash: String::new(),
             image: format!("app:{hash}"),
             replicas,
             strategy,
             progress_deadline: Duration::from_secs(60),
+            reload: false,
             fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
         }
     }
 
+    /// A container; ready ones are in rotation, others out.
     fn replica(id: &str, hash: &str, slot: u32, state: ContainerState, ready: bool) -> Replica {
         Replica {
             id: id.into(),
             name: format!("s-web-{hash}-{slot}"),
             spec_hash: hash.into(),
+            files_hash: String::new(),
             image: format!("app:{hash}"),
             slot,
             state,
@@ -463,12 +614,25 @@ mod tests {
             age: Duration::from_secs(1),
             ready,
             ever_ready: ready,
+            rotation: if ready { Rotation::In } else { Rotation::Out },
             fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
         }
     }
 
     fn actions(plan: &Plan) -> Vec<&Action> {
         plan.steps.iter().map(|s| &s.action).collect()
+    }
+
+    fn admit(id: &str) -> Action {
+        Action::Admit { id: id.into() }
+    }
+
+    fn evict(id: &str) -> Action {
+        Action::Evict { id: id.into() }
+    }
+
+    fn remove_(id: &str) -> Action {
+        Action::Remove { id: id.into(), keep_logs: false }
     }
 
     #[test]
@@ -493,6 +657,47 @@ mod tests {
     }
 
     #[test]
+    fn plan_should_admit_a_container_only_once_it_is_ready() {
+        let d = desired("a", 1, StrategyType::RollingUpdate);
+        let mut new = replica("n", "a", 1, ContainerState::Running, false);
+        let p = plan(Some(&d), std::slice::from_ref(&new), &PlanContext::default());
+        assert!(p.steps.is_empty(), "not ready: not in rotation, nothing to do");
+        assert_eq!(p.reason, "WaitingForReadiness");
+        new.ready = true;
+        let p = plan(Some(&d), std::slice::from_ref(&new), &PlanContext::default());
+        assert_eq!(actions(&p), [&admit("n")]);
+        assert_eq!(p.steps[0].reason, "put s-web-a-1 in rotation: ready");
+        new.rotation = Rotation::In;
+        assert_eq!(plan(Some(&d), &[new], &PlanContext::default()).phase, Phase::Synced);
+    }
+
+    #[test]
+    fn plan_should_evict_a_container_that_stops_being_ready_and_admit_it_again() {
+        let d = desired("a", 2, StrategyType::RollingUpdate);
+        let mut sick = replica("1", "a", 1, ContainerState::Running, true);
+        sick.ready = false;
+        let obs = [sick, replica("2", "a", 2, ContainerState::Running, true)];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&evict("1")], "it keeps running, out of the alias");
+        assert_eq!(p.steps[0].reason, "take s-web-a-1 out of rotation: not ready");
+        // A partial rotation (a crash between two networks) is completed either way.
+        let mut partial = replica("3", "a", 1, ContainerState::Running, true);
+        partial.rotation = Rotation::Partial;
+        let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[partial], &PlanContext::default());
+        assert_eq!(actions(&p), [&admit("3")]);
+    }
+
+    #[test]
+    fn plan_should_evict_a_stopped_container_before_starting_it() {
+        let d = desired("a", 1, StrategyType::RollingUpdate);
+        let mut stopped = replica("1", "a", 1, ContainerState::Exited, false);
+        stopped.rotation = Rotation::In;
+        let p = plan(Some(&d), &[stopped], &PlanContext::default());
+        assert_eq!(actions(&p), [&evict("1"), &Action::Start { id: "1".into() }]);
+        assert_eq!(p.steps[0].reason, "take s-web-a-1 out of rotation: exited (137)");
+    }
+
+    #[test]
     fn plan_should_roll_start_first_one_at_a_time() {
         let d = desired("b", 2, StrategyType::RollingUpdate);
         let old = [
@@ -503,7 +708,7 @@ mod tests {
         let p = plan(Some(&d), &old, &PlanContext::default());
         assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
         assert_eq!(p.steps[0].reason, "create web#1: rolling update to app:b");
-        // 2. while it is not ready: wait
+        // 2. while it is not ready: wait, out of rotation
         let mut obs = old.to_vec();
         obs.push(replica("n1", "b", 1, ContainerState::Running, false));
         let p = plan(Some(&d), &obs, &PlanContext::default());
@@ -513,19 +718,20 @@ mod tests {
             (Phase::Progressing, Some(FRESH_POLL)),
             "a fresh container is polled fast"
         );
-        // 3. ready: retire one old
+        // 3. ready: in rotation first, then one old retires (its removal drains it)
         obs[2].ready = true;
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Remove { id: "o1".into(), keep_logs: false }]);
-        assert_eq!(p.steps[0].reason, "replace s-web-a-1: image app:a -> app:b, env A changed");
+        assert_eq!(actions(&p), [&admit("n1"), &remove_("o1")]);
+        assert_eq!(p.steps[1].reason, "replace s-web-a-1: image app:a -> app:b, env A changed");
         // 4. then the next new one
+        obs[2].rotation = Rotation::In;
         obs.remove(0);
         let p = plan(Some(&d), &obs, &PlanContext::default());
         assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
         // 5. both ready: the last old goes
         obs.push(replica("n2", "b", 2, ContainerState::Running, true));
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Remove { id: "o2".into(), keep_logs: false }]);
+        assert_eq!(actions(&p), [&remove_("o2")]);
         obs.remove(0);
         assert_eq!(plan(Some(&d), &obs, &PlanContext::default()).phase, Phase::Synced);
     }
@@ -540,22 +746,65 @@ mod tests {
         assert_eq!(actions(&p), [&Action::Remove { id: "n1".into(), keep_logs: true }]);
         assert!(p.rollout_failed);
         assert_eq!((p.phase, p.reason), (Phase::Degraded, "ProgressDeadlineExceeded"));
-        // While the retry is blocked nothing new is created.
-        let p = plan(Some(&d), &obs[..1], &PlanContext { rollout_blocked: true, ..PlanContext::default() });
+        // While the retry is blocked nothing new is created, and the status says when.
+        let blocked = PlanContext {
+            rollout: RolloutHistory { failures: 1, blocked: true, retry_in: Some(Duration::from_secs(9)) },
+            ..PlanContext::default()
+        };
+        let p = plan(Some(&d), &obs[..1], &blocked);
         assert!(p.steps.is_empty());
-        assert_eq!(p.phase, Phase::Degraded);
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, "RolloutBackoff"));
+        assert_eq!(p.message, "rollout of app:b failed 1 time(s); the old version keeps serving; next attempt in 9s");
+        // The retry itself stays Degraded: it is not fresh progress.
+        let retrying = PlanContext { rollout: RolloutHistory { failures: 1, ..RolloutHistory::default() }, ..blocked };
+        let p = plan(Some(&d), &obs[..1], &retrying);
+        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, "RolloutRetrying"));
     }
 
     #[test]
-    fn plan_should_recreate_stop_first_after_ensuring_the_image() {
+    fn plan_should_recreate_by_creating_before_stopping() {
         let d = desired("b", 1, StrategyType::Recreate);
         let obs = [replica("o1", "a", 1, ContainerState::Running, true)];
         let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Recreate { remove: vec!["o1".into()], slots: vec![1], start: Vec::new() }]);
+        assert_eq!(
+            p.steps[0].reason,
+            "replace s-web-a-1 (image app:a -> app:b, env A changed): Recreate, new container created before the old one stops"
+        );
+        // A new container that exists but could not start (the port was taken) starts after
+        // the old one stopped, not before.
+        let obs = [
+            replica("o1", "a", 1, ContainerState::Running, true),
+            replica("n1", "b", 1, ContainerState::Created, false),
+        ];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
         assert_eq!(
             actions(&p),
-            [&Action::EnsureImage, &Action::Remove { id: "o1".into(), keep_logs: false }, &Action::Create { slot: 1 }]
+            [&Action::Recreate { remove: vec!["o1".into()], slots: Vec::new(), start: vec!["n1".into()] }]
         );
-        assert_eq!(p.steps[1].reason, "replace s-web-a-1: image app:a -> app:b, env A changed (Recreate: stop first)");
+    }
+
+    #[test]
+    fn plan_should_reload_files_in_place_when_the_service_reloads() {
+        let mut d = desired("a", 2, StrategyType::RollingUpdate);
+        d.files_hash = "new".into();
+        let obs =
+            [replica("1", "a", 1, ContainerState::Running, true), replica("2", "a", 2, ContainerState::Running, true)];
+        // Without reload, a files change replaces the containers.
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        // With reload, they are reloaded where they run.
+        d.reload = true;
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Reload { id: "1".into() }, &Action::Reload { id: "2".into() }]);
+        assert_eq!(p.phase, Phase::Progressing);
+        // A failed reload falls back to a replace.
+        let p = plan(Some(&d), &obs, &PlanContext { reload_failed: true, ..PlanContext::default() });
+        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        // Any other change is never reloaded.
+        let p = plan(Some(&desired("b", 2, StrategyType::RollingUpdate)), &obs, &PlanContext::default());
+        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
     }
 
     #[test]
@@ -564,14 +813,7 @@ mod tests {
         let obs =
             [replica("1", "a", 1, ContainerState::Exited, false), replica("2", "a", 2, ContainerState::Dead, false)];
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(
-            actions(&p),
-            [
-                &Action::Remove { id: "2".into(), keep_logs: false },
-                &Action::Start { id: "1".into() },
-                &Action::Create { slot: 2 }
-            ]
-        );
+        assert_eq!(actions(&p), [&remove_("2"), &Action::Start { id: "1".into() }, &Action::Create { slot: 2 }]);
         assert_eq!(p.steps[1].reason, "start s-web-a-1: exited (137)");
     }
 
@@ -580,13 +822,7 @@ mod tests {
         let d = desired("a", 1, StrategyType::RollingUpdate);
         let obs: Vec<_> = (1..=3).map(|i| replica(&i.to_string(), "a", i, ContainerState::Running, true)).collect();
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(
-            actions(&p),
-            [
-                &Action::Remove { id: "3".into(), keep_logs: false },
-                &Action::Remove { id: "2".into(), keep_logs: false }
-            ]
-        );
+        assert_eq!(actions(&p), [&remove_("3"), &remove_("2")]);
         let d = desired("a", 2, StrategyType::RollingUpdate);
         let p = plan(Some(&d), &obs[..1], &PlanContext::default());
         assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
@@ -604,7 +840,7 @@ mod tests {
     fn plan_should_prune_a_service_no_manifest_names() {
         let obs = [replica("1", "a", 1, ContainerState::Running, true)];
         let p = plan(None, &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Remove { id: "1".into(), keep_logs: false }]);
+        assert_eq!(actions(&p), [&remove_("1")]);
         assert_eq!(p.steps[0].reason, "remove s-web-a-1: no longer in manifests");
     }
 
@@ -613,7 +849,7 @@ mod tests {
         let mut r = replica("1", "a", 1, ContainerState::Running, false);
         r.age = Duration::from_secs(120);
         let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[r], &PlanContext::default());
-        assert!(p.steps.is_empty(), "nothing else serves: keep it");
+        assert!(p.steps.is_empty(), "nothing else serves: keep it (out of rotation)");
         assert_eq!(p.phase, Phase::Degraded);
     }
 }

@@ -2,6 +2,11 @@
 //! container's address (as the kubelet does, so images need no curl), Docker health for
 //! `exec` checks and image HEALTHCHECKs, and `minReadySeconds`. Verdicts are remembered per
 //! container so a plan can tell "not ready yet" from "never became ready".
+//!
+//! A starting container is probed at every look (a rollout waits on it) and is ready at its
+//! first success. A ready one is probed again every `healthCheck.interval` and becomes not
+//! ready after `retries` failures in a row, as the kubelet's readiness probe does: that is what
+//! takes a container that turned unhealthy out of rotation.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::docker::{DockerHealth, ObservedContainer};
-use crate::reconcile::desired::Readiness;
+use crate::reconcile::desired::{Probe, Readiness};
 
 /// What the controller remembers about one container's readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +28,8 @@ pub struct Verdict {
     pub ever_ready: bool,
     /// When it was last probed.
     pub checked: Instant,
+    /// Probes failed in a row.
+    pub failures: u32,
 }
 
 /// Readiness verdicts by container id, shared by every reconcile.
@@ -42,7 +49,32 @@ impl ReadinessCache {
     pub fn record(&self, id: &str, ready: bool) {
         let mut map = self.lock();
         let ever = map.get(id).is_some_and(|v| v.ever_ready);
-        map.insert(id.to_owned(), Verdict { ready, ever_ready: ever || ready, checked: Instant::now() });
+        map.insert(id.to_owned(), Verdict { ready, ever_ready: ever || ready, checked: Instant::now(), failures: 0 });
+    }
+
+    /// Records one probe: a success makes it ready; a failure makes a ready container not
+    /// ready only at the `retries`-th failure in a row. Returns the verdict.
+    pub fn record_probe(&self, id: &str, success: bool, retries: u32) -> Verdict {
+        let mut map = self.lock();
+        let before = map.get(id).copied();
+        let failures = if success { 0 } else { before.map_or(0, |v| v.failures).saturating_add(1) };
+        let was_ready = before.is_some_and(|v| v.ready);
+        let ready = success || (was_ready && failures < retries.max(1));
+        let verdict = Verdict {
+            ready,
+            ever_ready: before.is_some_and(|v| v.ever_ready) || ready,
+            checked: Instant::now(),
+            failures,
+        };
+        map.insert(id.to_owned(), verdict);
+        verdict
+    }
+
+    /// Whether a container is due for a probe: never ready yet (it is starting: every look
+    /// probes), or ready and last probed at least `interval` ago.
+    #[must_use]
+    pub fn due(&self, id: &str, interval: Duration) -> bool {
+        self.get(id).is_none_or(|v| !v.ever_ready || !v.ready || v.failures > 0 || v.checked.elapsed() >= interval)
     }
 
     /// Forgets containers that no longer exist.
@@ -56,7 +88,8 @@ impl ReadinessCache {
 }
 
 /// Whether a container is ready now. `probe` says whether the controller may run its own
-/// probe (during a reconcile) or must rely on the last verdict (during a no-op resync).
+/// probe (during a reconcile, when one is due) or must rely on the last verdict (during a
+/// no-op resync).
 pub async fn assess(
     container: &ObservedContainer,
     readiness: &Readiness,
@@ -69,28 +102,29 @@ pub async fn assess(
         cache.record(&container.id, false);
         return false;
     }
+    let cached = || cache.get(&container.id).is_some_and(|v| v.ready);
     let (healthy, min_ready) = match readiness {
-        Readiness::Http { port, path, timeout, min_ready } => {
-            let ok = if probe {
-                match address(container, network, *port) {
-                    Some(addr) => http_probe(addr, path, *timeout).await,
+        Readiness::Http { port, path, probe: timing, min_ready } => {
+            let ok = if probe && cache.due(&container.id, timing.interval) {
+                let success = match address(container, network, *port) {
+                    Some(addr) => http_probe(addr, path, timing.timeout).await,
                     None => false,
-                }
+                };
+                return settle(cache, container, success, *timing, age, *min_ready);
             } else {
-                cache.get(&container.id).is_some_and(|v| v.ready)
+                cached()
             };
             (ok, *min_ready)
         }
-        Readiness::Tcp { port, timeout, min_ready } => {
-            let ok = if probe {
-                match address(container, network, *port) {
-                    Some(addr) => {
-                        tokio::time::timeout(*timeout, TcpStream::connect(addr)).await.is_ok_and(|r| r.is_ok())
-                    }
+        Readiness::Tcp { port, probe: timing, min_ready } => {
+            let ok = if probe && cache.due(&container.id, timing.interval) {
+                let success = match address(container, network, *port) {
+                    Some(addr) => tcp_probe(addr, timing.timeout).await,
                     None => false,
-                }
+                };
+                return settle(cache, container, success, *timing, age, *min_ready);
             } else {
-                cache.get(&container.id).is_some_and(|v| v.ready)
+                cached()
             };
             (ok, *min_ready)
         }
@@ -100,6 +134,25 @@ pub async fn assess(
     let ready = healthy && age >= min_ready;
     cache.record(&container.id, ready);
     ready
+}
+
+/// A probe's result with the retries of a ready container and `minReadySeconds` applied.
+fn settle(
+    cache: &ReadinessCache,
+    container: &ObservedContainer,
+    success: bool,
+    timing: Probe,
+    age: Duration,
+    min_ready: Duration,
+) -> bool {
+    // Before minReadySeconds a passing probe does not make it ready yet.
+    let success = success && age >= min_ready;
+    cache.record_probe(&container.id, success, timing.retries).ready
+}
+
+/// One TCP connect.
+pub async fn tcp_probe(addr: SocketAddr, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, TcpStream::connect(addr)).await.is_ok_and(|r| r.is_ok())
 }
 
 /// The container's address on `network` (its first network's, when not given).
@@ -157,6 +210,21 @@ mod tests {
         let started = Instant::now();
         assert!(!http_probe(addr, "/health", Duration::from_millis(200)).await);
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_ready_container_should_turn_unready_only_after_retries_failures_in_a_row() {
+        let cache = ReadinessCache::default();
+        assert!(!cache.record_probe("a", false, 3).ready, "starting: not ready");
+        assert!(cache.record_probe("a", true, 3).ready, "ready at the first success");
+        assert!(!cache.due("a", Duration::from_secs(10)), "a ready container waits for its interval");
+        assert!(cache.due("a", Duration::ZERO));
+        assert!(cache.record_probe("a", false, 3).ready);
+        assert!(cache.due("a", Duration::from_secs(10)), "a failing one is probed at every look");
+        assert!(cache.record_probe("a", false, 3).ready);
+        let v = cache.record_probe("a", false, 3);
+        assert!(!v.ready && v.ever_ready && v.failures == 3, "{v:?}");
+        assert!(cache.record_probe("a", true, 3).ready, "and ready again at the next success");
     }
 
     #[test]
