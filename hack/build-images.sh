@@ -7,6 +7,8 @@
 #   Default: all of them.
 #     $MEME_IMAGE_PREFIX:v1, :v2, :v3   same binary, VERSION=v1/v2/v3 (so the image ids differ)
 #     $MEME_IMAGE_PREFIX-hc:v1          VERSION=v1 plus a Docker HEALTHCHECK (`meme-testserver check`)
+#     $MEME_IMAGE_PREFIX-caddy:test     Debian's `caddy` binary with the libraries `ldd` lists, FROM scratch
+#                                       (needs the `caddy` package: .ci/run installs it)
 #
 # env: MEME_IMAGE_PREFIX   image name prefix (default meme-demo)
 #      MEME_RUST_TARGET    Rust target triple (default x86_64-unknown-linux-gnu)
@@ -36,16 +38,17 @@ declare -A images=(
   ["$prefix:v3"]="v3 no"
   ["$prefix-hc:v1"]="v1 yes"
 )
-all=("$prefix:v1" "$prefix:v2" "$prefix:v3" "$prefix-hc:v1")
+all=("$prefix:v1" "$prefix:v2" "$prefix:v3" "$prefix-hc:v1" "$prefix-caddy:test")
 
 resolve() {
   local arg="$1"
   case "$arg" in
+    caddy) arg="$prefix-caddy:test" ;;
     hc) arg="$prefix-hc:v1" ;;
     hc:*) arg="$prefix-$arg" ;;
     v[0-9]*) arg="$prefix:$arg" ;;
   esac
-  [[ -n "${images[$arg]+set}" ]] || die "unknown image '$1' (known: ${all[*]}, or short: v1 v2 v3 hc)"
+  [[ -n "${images[$arg]+set}" || "$arg" == "$prefix-caddy:test" ]] || die "unknown image '$1' (known: ${all[*]}, or short: v1 v2 v3 hc caddy)"
   echo "$arg"
 }
 
@@ -93,8 +96,41 @@ mkdir -p "$context/rootfs/tmp"
 chmod 1777 "$context/rootfs/tmp"
 install -m 0755 "$binary" "$context/rootfs/meme-testserver"
 
+# Debian's caddy is linked dynamically: the image gets the binary and every library `ldd`
+# lists, at the same paths. HTTP only (tests on loopback); its state goes to /data and /config.
+build_caddy() {
+  local image="$1" caddy
+  caddy="$(command -v caddy)" || die "the caddy image needs Debian's caddy package (apt-get install caddy)"
+  local dir="$context/caddy"
+  mkdir -p "$dir/rootfs/tmp" "$dir/rootfs/data" "$dir/rootfs/config" "$dir/rootfs/etc/caddy"
+  chmod 1777 "$dir/rootfs/tmp"
+  install -D -m 0755 "$caddy" "$dir/rootfs/usr/bin/caddy"
+  ldd "$caddy" | grep -o '/[^ ]*' | while read -r lib; do
+    install -D -m 0755 "$(readlink -f "$lib")" "$dir/rootfs$lib"
+  done
+  printf ':80 {\n\trespond "caddy up"\n}\n' >"$dir/rootfs/etc/caddy/Caddyfile"
+  {
+    echo "FROM scratch"
+    echo "COPY rootfs/ /"
+    echo "ENV XDG_DATA_HOME=/data XDG_CONFIG_HOME=/config HOME=/data"
+    echo "LABEL $label"
+    echo 'ENTRYPOINT ["/usr/bin/caddy"]'
+    echo 'CMD ["run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]'
+  } >"$dir/Dockerfile"
+  echo "==> docker build $image ($("$caddy" version | cut -d' ' -f1), from $caddy)"
+  if ! errors="$(docker build --quiet --tag "$image" "$dir" 2>&1 >/dev/null)"; then
+    echo "$errors" >&2
+    die "docker build $image failed"
+  fi
+}
+
 built=()
 for image in "${wanted[@]}"; do
+  if [[ "$image" == "$prefix-caddy:test" ]]; then
+    build_caddy "$image"
+    built+=("$image")
+    continue
+  fi
   read -r version healthcheck <<<"${images[$image]}"
   dockerfile="$context/Dockerfile.${image//[:\/]/_}"
   {

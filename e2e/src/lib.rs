@@ -3,6 +3,7 @@
 //! object a test makes is named after its unique stack (`e2e-<id>`) and removed when the
 //! [`TestEnv`] is dropped, even when the test failed. No engine: the test fails, never skips.
 
+pub mod load;
 pub mod manifests;
 
 use std::collections::BTreeMap;

@@ -26,6 +26,8 @@ use crate::reconcile::plan::{Phase, Plan, PlanContext, Replica, RolloutHistory, 
 pub enum Next {
     /// Look again after this long.
     RequeueAfter(Duration),
+    /// Settled: probe the ready containers again after this long.
+    ProbeAfter(Duration),
     /// Nothing to do until something changes.
     AwaitChange,
 }
@@ -151,7 +153,7 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
         (None, _) if !plan.steps.is_empty() => Next::RequeueAfter(plan::PROGRESS_POLL),
         // Ready containers are probed again every healthCheck.interval: one that stops
         // answering is taken out of rotation.
-        (None, _) => service.readiness().probe().map_or(Next::AwaitChange, |p| Next::RequeueAfter(p.interval)),
+        (None, _) => service.readiness().probe().map_or(Next::AwaitChange, |p| Next::ProbeAfter(p.interval)),
     };
     Ok(Outcome { next, applied, phase: plan.phase })
 }

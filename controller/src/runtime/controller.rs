@@ -219,6 +219,7 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
             backoffs.reset(service);
             match outcome.next {
                 Next::RequeueAfter(d) => queue.add_at(service, Instant::now() + d, "requeue"),
+                Next::ProbeAfter(d) => queue.add_at(service, Instant::now() + d, crate::runtime::queue::PROBE),
                 Next::AwaitChange => {}
             }
             if outcome.phase == Phase::Synced {

@@ -5,6 +5,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
+/// The trigger of a periodic readiness probe of a settled service. It is not work: it does not
+/// keep the queue from being idle, and it never holds back a resync the way a backoff does.
+pub const PROBE: &str = "probe";
+
 /// The queue.
 #[derive(Debug, Default)]
 pub struct WorkQueue {
@@ -33,7 +37,7 @@ impl WorkQueue {
     /// Queues a key now unless it is waiting out a delay (a backoff): the periodic resync must
     /// not turn a backoff into a retry every resync.
     pub fn add_unless_delayed(&mut self, key: &str, trigger: &str) {
-        if !self.delayed.contains_key(key) {
+        if self.delayed.get(key).is_none_or(|(_, t)| t == PROBE) {
             self.add(key, trigger);
         }
     }
@@ -98,7 +102,7 @@ impl WorkQueue {
     /// Whether nothing is ready, running or delayed.
     #[must_use]
     pub fn is_idle(&self) -> bool {
-        self.ready.is_empty() && self.running.is_empty() && self.delayed.is_empty()
+        self.ready.is_empty() && self.running.is_empty() && self.delayed.values().all(|(_, t)| t == PROBE)
     }
 }
 
@@ -106,6 +110,21 @@ impl WorkQueue {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn probes_should_neither_keep_the_queue_busy_nor_hold_back_a_resync() {
+        let mut q = WorkQueue::default();
+        let now = Instant::now();
+        q.add_at("web", now + Duration::from_secs(10), PROBE);
+        assert!(q.is_idle(), "a probe later is not work");
+        q.add_unless_delayed("web", "resync");
+        assert_eq!(q.take(), Some(("web".to_owned(), "resync".to_owned())));
+        q.done("web");
+        q.add_at("db", now + Duration::from_secs(10), "backoff");
+        assert!(!q.is_idle());
+        q.add_unless_delayed("db", "resync");
+        assert_eq!(q.take(), None, "a backoff holds back the resync");
+    }
 
     #[test]
     fn queue_should_deduplicate_and_never_hand_out_a_running_key() {

@@ -1,5 +1,5 @@
 //! Process configuration from the environment: `PORT`, `VERSION`, `HOSTNAME`, `FAIL_HEALTH`,
-//! `STARTUP_DELAY`, and the listen address derived from them.
+//! `FAIL_ALL`, `STARTUP_DELAY`, `ECHO_PORT`, `PEER`, and the listen address derived from them.
 
 use std::env;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -54,6 +54,26 @@ pub fn hostname() -> String {
 /// Whether `FAIL_HEALTH` asks for a permanently failing `/health` (`1` or `true`).
 pub fn fail_health_env() -> bool {
     var("FAIL_HEALTH").is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// Whether `FAIL_ALL` asks for a build that answers 500 on every endpoint.
+pub fn fail_all_env() -> bool {
+    var("FAIL_ALL").is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+}
+
+/// `ECHO_PORT`: also serve a line echo over plain TCP on this port (no idle timeout), the
+/// other end of a `PEER` connection.
+pub fn echo_port() -> Result<Option<u16>, String> {
+    match var("ECHO_PORT") {
+        None => Ok(None),
+        Some(s) => s.trim().parse().map(Some).map_err(|_| format!("ECHO_PORT={s:?} is not a port number")),
+    }
+}
+
+/// `PEER=host:port`: a TCP connection opened at startup, before listening, and kept; `/peer`
+/// exchanges a line over it (a connection a container opened while starting).
+pub fn peer() -> Option<String> {
+    var("PEER").map(|p| p.trim().to_owned())
 }
 
 pub fn fail_file() -> PathBuf {

@@ -26,8 +26,11 @@ usage: meme-testserver [serve]      serve HTTP on 0.0.0.0:$PORT (default 8080)
                                     exit 0 on 2xx, 1 otherwise
        meme-testserver sleep        sleep forever
 
-environment: PORT, VERSION (default dev), HOSTNAME, FAIL_HEALTH=1, STARTUP_DELAY (2s, 500ms, 3)
-endpoints:   GET /  /health  /version  /env  /env/NAME  /file?path=/x   POST /fail  /recover";
+environment: PORT, VERSION (default dev), HOSTNAME, FAIL_HEALTH=1 (/health fails), FAIL_ALL=1 (every
+             endpoint answers 500), STARTUP_DELAY (2s, 500ms, 3), ECHO_PORT (line echo over TCP),
+             PEER=host:port (a connection opened at startup, before listening)
+endpoints:   GET /  /health  /version  /env  /env/NAME  /file?path=/x  /slow?ms=N  /peer
+             POST /fail  /recover";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
@@ -61,12 +64,27 @@ fn serve() -> ExitCode {
         (Ok(port), Ok(delay)) => (port, delay),
         (Err(e), _) | (_, Err(e)) => return fail(&e, ExitCode::from(2)),
     };
-    let state = Arc::new(routes::State::new(
-        config::version(),
-        config::hostname(),
-        config::fail_health_env(),
-        config::fail_file(),
-    ));
+    let echo_port = match config::echo_port() {
+        Ok(port) => port,
+        Err(e) => return fail(&e, ExitCode::from(2)),
+    };
+    let mut state =
+        routes::State::new(config::version(), config::hostname(), config::fail_health_env(), config::fail_file());
+    state.fail_all = config::fail_all_env();
+    if let Some(port) = echo_port {
+        match server::bind(config::listen_addr(port)) {
+            Ok(listener) => {
+                thread::spawn(move || server::echo(&listener));
+            }
+            Err(e) => return fail(&format!("cannot listen on echo port {port}: {e}"), ExitCode::FAILURE),
+        }
+    }
+    if let Some(peer) = config::peer() {
+        // While starting: the connection must outlive whatever happens to this container's
+        // networking once it is ready.
+        state.peer = std::sync::Mutex::new(Some(server::connect_peer(&peer)));
+    }
+    let state = Arc::new(state);
     if std::process::id() == 1 {
         server::log(format_args!(
             "running as PID 1: SIGTERM is ignored without a handler; use `docker run --init` or a short stop timeout"

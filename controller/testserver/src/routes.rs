@@ -1,18 +1,25 @@
 //! The test server's endpoints (`/`, `/health`, `/version`, `/env`, `/env/NAME`, `/file`,
-//! `/fail`, `/recover`) and the shared state they read: version, hostname and health failure.
+//! `/slow`, `/peer`, `/fail`, `/recover`) and the shared state they read: version, hostname,
+//! health failure, a build that fails everything, and the connection to a peer.
 
 use std::env;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Read;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::http::{Request, Response};
 
 /// `/file` refuses to serve more than this many bytes.
 const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// `/slow` sleeps at most this long.
+const MAX_SLOW_MS: u64 = 60_000;
 
 /// Everything the handlers need, shared by all connections.
 #[derive(Debug)]
@@ -25,11 +32,23 @@ pub struct State {
     pub fail_file: PathBuf,
     /// Set by `POST /fail`, cleared by `POST /recover`.
     failing: AtomicBool,
+    /// `FAIL_ALL=1`: every endpoint answers 500 (a broken build).
+    pub fail_all: bool,
+    /// The connection opened to `PEER` at startup.
+    pub peer: Mutex<Option<TcpStream>>,
 }
 
 impl State {
     pub fn new(version: String, hostname: String, fail_env: bool, fail_file: PathBuf) -> Self {
-        Self { version, hostname, fail_env, fail_file, failing: AtomicBool::new(false) }
+        Self {
+            version,
+            hostname,
+            fail_env,
+            fail_file,
+            failing: AtomicBool::new(false),
+            fail_all: false,
+            peer: Mutex::new(None),
+        }
     }
 
     /// Why `/health` fails right now, if it does.
@@ -51,9 +70,13 @@ type Handler = fn(&State, &Request) -> Response;
 
 const READ_METHODS: &[&str] = &["GET", "HEAD"];
 const WRITE_METHODS: &[&str] = &["POST"];
+const READ_AND_WRITE_METHODS: &[&str] = &["GET", "HEAD", "POST"];
 
 /// Routes one request. Never fails: every problem becomes a status code.
 pub fn handle(state: &State, req: &Request) -> Response {
+    if state.fail_all {
+        return Response::text(500, format!("meme-testserver {} is broken (FAIL_ALL)\n", state.version));
+    }
     let path = req.path();
     let (allowed, handler): (&[&str], Handler) = match path {
         "/" => (READ_METHODS, root),
@@ -61,6 +84,9 @@ pub fn handle(state: &State, req: &Request) -> Response {
         "/version" => (READ_METHODS, version),
         "/env" => (READ_METHODS, env_all),
         "/file" => (READ_METHODS, file),
+        // POST too: a proxy never retries a POST cut in flight, so it shows a cut request.
+        "/slow" => (READ_AND_WRITE_METHODS, slow),
+        "/peer" => (READ_METHODS, peer),
         "/fail" => (WRITE_METHODS, fail),
         "/recover" => (WRITE_METHODS, recover),
         p if p.starts_with("/env/") => (READ_METHODS, env_one),
@@ -145,6 +171,37 @@ fn file(_: &State, req: &Request) -> Response {
     }
 }
 
+/// `/slow?ms=N`: answers like `/` after N milliseconds (a request in flight during a swap).
+fn slow(state: &State, req: &Request) -> Response {
+    let ms = match req.query_param("ms") {
+        Some(Ok(v)) => match std::str::from_utf8(&v).ok().and_then(|v| v.parse::<u64>().ok()) {
+            Some(ms) if ms <= MAX_SLOW_MS => ms,
+            _ => return Response::text(400, format!("ms must be a number of milliseconds up to {MAX_SLOW_MS}\n")),
+        },
+        _ => return Response::text(400, "missing ?ms=N\n"),
+    };
+    std::thread::sleep(Duration::from_millis(ms));
+    Response::text(200, format!("meme-testserver {} {} slept {ms}ms\n", state.version, state.hostname))
+}
+
+/// `/peer`: sends a line over the connection opened to `PEER` at startup and expects it back.
+fn peer(state: &State, _: &Request) -> Response {
+    let mut guard = state.peer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(stream) = guard.as_mut() else { return Response::text(404, "no PEER connection\n") };
+    let mut exchange = || -> std::io::Result<String> {
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream.write_all(b"ping\n")?;
+        let mut line = String::new();
+        BufReader::new(&*stream).read_line(&mut line)?;
+        Ok(line)
+    };
+    match exchange() {
+        Ok(line) if line == "ping\n" => Response::text(200, format!("peer connection ok ({})\n", state.version)),
+        Ok(line) => Response::text(502, format!("peer connection answered {line:?}\n")),
+        Err(e) => Response::text(502, format!("peer connection broken: {e}\n")),
+    }
+}
+
 fn fail(state: &State, _: &Request) -> Response {
     state.failing.store(true, Ordering::SeqCst);
     Response::text(200, "health now failing\n")
@@ -198,6 +255,21 @@ mod tests {
         assert_eq!(get(&s, "GET", "/file?path=%00").status, 400);
         assert_eq!(get(&s, "GET", "/file?path=/").status, 404);
         assert_eq!(get(&s, "GET", "/file?path=/does/not/exist").status, 404);
+    }
+
+    #[test]
+    fn slow_and_fail_all() {
+        let s = state();
+        assert_eq!(get(&s, "GET", "/slow").status, 400);
+        assert_eq!(get(&s, "GET", "/slow?ms=x").status, 400);
+        assert_eq!(get(&s, "GET", "/slow?ms=99999999").status, 400);
+        let r = get(&s, "GET", "/slow?ms=20");
+        assert_eq!((r.status, body(&r)), (200, "meme-testserver v9 box slept 20ms\n".to_owned()));
+        assert_eq!(get(&s, "GET", "/peer").status, 404, "no PEER");
+        let broken = State { fail_all: true, ..state() };
+        for path in ["/", "/health", "/version", "/nope"] {
+            assert_eq!(get(&broken, "GET", path).status, 500, "{path}");
+        }
     }
 
     #[test]

@@ -36,6 +36,45 @@ pub fn log(args: fmt::Arguments<'_>) {
     let _ = out.write_all(b"\n");
 }
 
+/// Serves a line echo on `listener` forever: every line a client sends comes back. No idle
+/// timeout: a `PEER` connection may stay quiet for a long time.
+pub fn echo(listener: &TcpListener) {
+    for stream in listener.incoming().flatten() {
+        thread::spawn(move || {
+            let Ok(mut writer) = stream.try_clone() else { return };
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if writer.write_all(line.as_bytes()).is_err() {
+                    return;
+                }
+                line.clear();
+            }
+        });
+    }
+}
+
+/// Connects to `peer` (`host:port`), retrying every 200 ms until it answers (its name may not
+/// resolve yet while it starts).
+pub fn connect_peer(peer: &str) -> TcpStream {
+    let mut attempts = 0u32;
+    loop {
+        match TcpStream::connect(peer) {
+            Ok(stream) => {
+                log(format_args!("connected to PEER {peer} ({:?})", stream.peer_addr().ok()));
+                return stream;
+            }
+            Err(e) => {
+                attempts += 1;
+                if attempts % 25 == 1 {
+                    log(format_args!("PEER {peer}: {e}; retrying"));
+                }
+                thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
 /// Binds the listening socket. `addr` comes from [`crate::config::listen_addr`] in production and
 /// is `127.0.0.1:0` in tests.
 pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
