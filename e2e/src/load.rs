@@ -90,7 +90,7 @@ impl Load {
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let request = mix.iter().find(|r| i % r.every.max(1) == 0).cloned().unwrap_or(Request {
+                    let request = mix.iter().find(|r| i.is_multiple_of(r.every.max(1))).cloned().unwrap_or(Request {
                         method: "GET",
                         path: "/".into(),
                         every: 1,

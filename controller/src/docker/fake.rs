@@ -25,8 +25,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 use super::{
-    BoxFuture, ContainerSpec, ContainerState, DockerHealth, Engine, EngineError, EngineEvent, EngineResult,
-    EventStream, NetworkSpec, ObservedContainer, RegistryAuth, VolumeSpec,
+    BoxFuture, ContainerFile, ContainerSpec, ContainerState, DockerHealth, Engine, EngineError, EngineEvent,
+    EngineResult, EventStream, ExecOutput, NetworkSpec, ObservedContainer, RegistryAuth, Rejoined, VolumeSpec,
 };
 
 /// Events buffered per subscriber; a test that lets more pile up sees the stream fail (and the
@@ -60,6 +60,16 @@ pub enum Call {
     Logs,
     /// [`Engine::events`] (a fault applies when the stream is opened).
     Events,
+    /// [`Engine::endpoint_aliases`].
+    Aliases,
+    /// [`Engine::rejoin_network`].
+    Rejoin,
+    /// [`Engine::exec`].
+    Exec,
+    /// [`Engine::signal`].
+    Signal,
+    /// [`Engine::copy_files`].
+    CopyFiles,
 }
 
 /// What a scripted call does before (or instead of) its effect.
@@ -157,6 +167,8 @@ pub struct FakeState {
     pub missing_from_registry: BTreeSet<String>,
     /// Calls made, oldest first.
     pub calls: Vec<CallRecord>,
+    /// What [`Engine::exec`] answers (exit 0 and no output unless a test sets it).
+    pub exec_output: Option<ExecOutput>,
     scripts: BTreeMap<Call, VecDeque<Script>>,
     next_id: u64,
 }
@@ -526,7 +538,8 @@ impl Engine for FakeEngine {
             for network in &spec.networks {
                 let net = state.networks.get_mut(network).expect("checked above");
                 let ip = format!("10.{}.0.{}", 1 + net.endpoints.len() / 250, 2 + net.endpoints.len() % 250);
-                net.endpoints.insert(id.clone(), FakeEndpoint { ip: ip.clone(), aliases: spec.aliases.clone() });
+                // As the real adapter does: no alias until the container is admitted.
+                net.endpoints.insert(id.clone(), FakeEndpoint { ip: ip.clone(), aliases: Vec::new() });
                 addresses.insert(network.clone(), ip);
             }
             let mut observed = ObservedContainer {
@@ -541,6 +554,7 @@ impl Engine for FakeEngine {
                 created: SystemTime::now(),
                 image_id: image.id,
                 image: spec.image.clone(),
+                networks: spec.networks.clone(),
                 addresses,
             };
             observed.status = status_text(&observed);
@@ -613,6 +627,80 @@ impl Engine for FakeEngine {
                 tail.push('\n');
             }
             Ok(tail)
+        })
+    }
+
+    fn endpoint_aliases<'a>(&'a self, id: &'a str) -> BoxFuture<'a, EngineResult<BTreeMap<String, Vec<String>>>> {
+        Box::pin(async move {
+            self.enter(Call::Aliases, id.to_owned()).await?;
+            let state = self.lock();
+            let Some(key) = state.resolve(id) else {
+                return Err(EngineError::NotFound { what: format!("container {id}") });
+            };
+            Ok(state
+                .networks
+                .iter()
+                .filter_map(|(name, n)| n.endpoints.get(&key).map(|e| (name.clone(), e.aliases.clone())))
+                .collect())
+        })
+    }
+
+    fn rejoin_network<'a>(
+        &'a self,
+        id: &'a str,
+        network: &'a str,
+        _ipv4: Option<&'a str>,
+        aliases: &'a [String],
+    ) -> BoxFuture<'a, EngineResult<Rejoined>> {
+        Box::pin(async move {
+            self.enter(Call::Rejoin, format!("{id} {network} {}", aliases.join(","))).await?;
+            let mut state = self.lock();
+            let Some(key) = state.resolve(id) else {
+                return Err(EngineError::NotFound { what: format!("container {id}") });
+            };
+            let Some(net) = state.networks.get_mut(network) else {
+                return Err(EngineError::NotFound { what: format!("network {network}") });
+            };
+            // Networks the fake makes always keep addresses (as the controller's pinned ones do).
+            let endpoint =
+                net.endpoints.entry(key).or_insert_with(|| FakeEndpoint { ip: String::new(), aliases: Vec::new() });
+            endpoint.aliases = aliases.to_vec();
+            Ok(Rejoined::SameAddress)
+        })
+    }
+
+    fn exec<'a>(&'a self, id: &'a str, command: &'a [String]) -> BoxFuture<'a, EngineResult<ExecOutput>> {
+        Box::pin(async move {
+            self.enter(Call::Exec, format!("{id} {}", command.join(" "))).await?;
+            let state = self.lock();
+            if state.resolve(id).is_none() {
+                return Err(EngineError::NotFound { what: format!("container {id}") });
+            }
+            Ok(state.exec_output.clone().unwrap_or(ExecOutput { exit_code: Some(0), output: String::new() }))
+        })
+    }
+
+    fn signal<'a>(&'a self, id: &'a str, signal: &'a str) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(async move {
+            self.enter(Call::Signal, format!("{id} {signal}")).await?;
+            let state = self.lock();
+            state.resolve(id).map(|_| ()).ok_or_else(|| EngineError::NotFound { what: format!("container {id}") })
+        })
+    }
+
+    fn copy_files<'a>(&'a self, id: &'a str, files: &'a [ContainerFile]) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(async move {
+            self.enter(Call::CopyFiles, id.to_owned()).await?;
+            let mut state = self.lock();
+            let Some(key) = state.resolve(id) else {
+                return Err(EngineError::NotFound { what: format!("container {id}") });
+            };
+            let c = state.containers.get_mut(&key).expect("resolved above");
+            for file in files {
+                c.spec.files.retain(|f| f.path != file.path);
+                c.spec.files.push(file.clone());
+            }
+            Ok(())
         })
     }
 
@@ -783,7 +871,9 @@ mod tests {
         assert_eq!(listed[0].addresses["s_default"], "10.1.0.2");
         assert_eq!(listed[0].image_id, fake.image_id("app:1").await.unwrap().unwrap());
         let aliases = fake.with_state(|s| s.networks["s_default"].endpoints[&id].aliases.clone());
-        assert_eq!(aliases, ["web"]);
+        assert!(aliases.is_empty(), "no alias before it is admitted");
+        fake.rejoin_network(&id, "s_default", Some("10.1.0.2"), &["web".to_owned()]).await.unwrap();
+        assert_eq!(fake.endpoint_aliases(&id).await.unwrap()["s_default"], ["web"]);
 
         fake.set_health("s-web-1", DockerHealth::Unhealthy);
         assert_eq!(next_action(&mut events).await, "health_status: unhealthy");

@@ -13,9 +13,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use super::{
-    BoxFuture, ContainerSpec, Engine, EngineError, EngineResult, EventStream, NetworkSpec, ObservedContainer,
-    RegistryAuth, VolumeSpec,
+    BoxFuture, ContainerFile, ContainerSpec, Engine, EngineError, EngineResult, EventStream, ExecOutput, NetworkSpec,
+    ObservedContainer, RegistryAuth, Rejoined, VolumeSpec,
 };
 
 /// How long each kind of call may take.
@@ -137,6 +139,45 @@ impl Engine for TimeoutEngine {
 
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, EngineResult<()>> {
         Box::pin(limited(self.limits.change, move || format!("remove container {id}"), self.inner.remove_container(id)))
+    }
+
+    fn endpoint_aliases<'a>(&'a self, id: &'a str) -> BoxFuture<'a, EngineResult<BTreeMap<String, Vec<String>>>> {
+        Box::pin(limited(
+            self.limits.answer,
+            move || format!("inspect container {id}"),
+            self.inner.endpoint_aliases(id),
+        ))
+    }
+
+    fn rejoin_network<'a>(
+        &'a self,
+        id: &'a str,
+        network: &'a str,
+        ipv4: Option<&'a str>,
+        aliases: &'a [String],
+    ) -> BoxFuture<'a, EngineResult<Rejoined>> {
+        Box::pin(limited(
+            self.limits.change,
+            move || format!("move container {id} on network {network}"),
+            self.inner.rejoin_network(id, network, ipv4, aliases),
+        ))
+    }
+
+    fn exec<'a>(&'a self, id: &'a str, command: &'a [String]) -> BoxFuture<'a, EngineResult<ExecOutput>> {
+        // A reload command (caddy reload, nginx -s reload) answers in seconds.
+        Box::pin(limited(self.limits.change, move || format!("exec in container {id}"), self.inner.exec(id, command)))
+    }
+
+    fn signal<'a>(&'a self, id: &'a str, signal: &'a str) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(limited(self.limits.change, move || format!("signal container {id}"), self.inner.signal(id, signal)))
+    }
+
+    fn copy_files<'a>(&'a self, id: &'a str, files: &'a [ContainerFile]) -> BoxFuture<'a, EngineResult<()>> {
+        Box::pin(limited(
+            self.limits.change,
+            move || format!("copy files into container {id}"),
+            self.inner.copy_files(id, files),
+        ))
     }
 
     fn logs_tail<'a>(&'a self, id: &'a str, lines: usize) -> BoxFuture<'a, EngineResult<String>> {

@@ -267,20 +267,24 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         .into_iter()
         .partition(|r| (r.spec_hash == desired.spec_hash && r.files_hash == desired.files_hash) || reloadable(r));
 
-    // Current containers someone stopped (or that were created and never started) are started.
-    for r in current.iter().filter(|r| matches!(r.state, ContainerState::Exited | ContainerState::Created)) {
-        steps.push(Step {
-            action: Action::Start { id: r.id.clone() },
-            reason: format!("start {}: {}", r.name, r.state_text()),
-            event: "Started",
-        });
+    // A container created and never started is not known to be complete (the controller may
+    // have died before its files or second network were added): it is removed and made again,
+    // never started or adopted as it is.
+    let (incomplete, current): (Vec<&Replica>, Vec<&Replica>) =
+        current.into_iter().partition(|r| r.state == ContainerState::Created);
+    for r in &incomplete {
+        steps.push(remove(r, "Removed", format!("remove {}: created but never started, so maybe incomplete", r.name)));
     }
 
     let failed: Vec<&Replica> =
         current.iter().copied().filter(|r| r.is_serving() && r.has_failed(desired.progress_deadline)).collect();
     let ready: Vec<&Replica> = current.iter().copied().filter(|r| r.ready).collect();
-    let starting: Vec<&Replica> =
-        current.iter().copied().filter(|r| !r.ready && !r.has_failed(desired.progress_deadline)).collect();
+    // Starting: not ready yet and within the deadline, or stopped and started by this plan.
+    let starting: Vec<&Replica> = current
+        .iter()
+        .copied()
+        .filter(|r| !r.ready && (!r.has_failed(desired.progress_deadline) || r.state == ContainerState::Exited))
+        .collect();
     let old_serving: Vec<&Replica> = old.iter().copied().filter(|r| r.is_serving()).collect();
 
     // Scale down: too many current containers (never-ready ones first, then highest slot).
@@ -291,6 +295,16 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         for r in extra.into_iter().take(current.len() - replicas) {
             steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to {replicas}", r.name)));
             kept_current -= 1;
+        }
+    }
+    // Current containers someone stopped are started (unless scaled away).
+    for r in current.iter().filter(|r| r.state == ContainerState::Exited) {
+        if !removes(&steps, &r.id) {
+            steps.push(Step {
+                action: Action::Start { id: r.id.clone() },
+                reason: format!("start {}: {}", r.name, r.state_text()),
+                event: "Started",
+            });
         }
     }
     // New files reach the running containers that stay.
@@ -307,7 +321,8 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     // A new container that never became ready while older ones still serve: the rollout
     // failed. Remove it (its logs go into the event); the old ones keep serving.
     if !failed.is_empty() && !old_serving.is_empty() {
-        for r in &failed {
+        let failed: Vec<&&Replica> = failed.iter().filter(|r| !removes(&steps, &r.id)).collect();
+        for r in failed {
             steps.push(Step {
                 action: Action::Remove { id: r.id.clone(), keep_logs: true },
                 reason: format!(
@@ -772,8 +787,19 @@ mod tests {
             p.steps[0].reason,
             "replace s-web-a-1 (image app:a -> app:b, env A changed): Recreate, new container created before the old one stops"
         );
-        // A new container that exists but could not start (the port was taken) starts after
-        // the old one stopped, not before.
+        // A new container that stopped starts after the old one stopped, not before (the old
+        // one holds the host port).
+        let obs = [
+            replica("o1", "a", 1, ContainerState::Running, true),
+            replica("n1", "b", 1, ContainerState::Exited, false),
+        ];
+        let p = plan(Some(&d), &obs, &PlanContext::default());
+        assert_eq!(
+            actions(&p),
+            [&Action::Recreate { remove: vec!["o1".into()], slots: Vec::new(), start: vec!["n1".into()] }]
+        );
+        // One created and never started (a crash between create and start, or a start refused
+        // on a taken port) may be incomplete: it is made again, never started as it is.
         let obs = [
             replica("o1", "a", 1, ContainerState::Running, true),
             replica("n1", "b", 1, ContainerState::Created, false),
@@ -781,8 +807,9 @@ mod tests {
         let p = plan(Some(&d), &obs, &PlanContext::default());
         assert_eq!(
             actions(&p),
-            [&Action::Recreate { remove: vec!["o1".into()], slots: Vec::new(), start: vec!["n1".into()] }]
+            [&remove_("n1"), &Action::Recreate { remove: vec!["o1".into()], slots: vec![1], start: Vec::new() }]
         );
+        assert_eq!(p.steps[0].reason, "remove s-web-b-1: created but never started, so maybe incomplete");
     }
 
     #[test]
