@@ -63,6 +63,10 @@ pub struct Args {
     /// GitLab token); without it webhooks are refused.
     #[arg(long, env = "MEME_WEBHOOK_SECRET_FILE")]
     webhook_secret_file: Option<PathBuf>,
+    /// Apply only commits signed with an SSH key listed in this allowed-signers file (git's
+    /// `gpg.ssh.allowedSignersFile` format); other revisions are refused and reported.
+    #[arg(long, env = "MEME_VERIFY_COMMITS", value_name = "FILE")]
+    verify_commits: Option<PathBuf>,
     /// Services reconciled at once.
     #[arg(long, env = "MEME_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
@@ -166,6 +170,10 @@ impl Args {
             None => None,
         };
         let (git_dir, common_dir) = repo.git_dirs().await?;
+        if let Some(file) = &self.verify_commits {
+            // Fail at start, not at the first commit: an unreadable file would refuse everything.
+            std::fs::File::open(file).with_context(|| format!("cannot read --verify-commits {}", file.display()))?;
+        }
 
         let source = SourceLoop::new(
             repo,
@@ -175,6 +183,7 @@ impl Args {
                 reference: self.reference.clone(),
                 resync: self.resync,
                 remote: remote.clone(),
+                verify_commits: self.verify_commits.clone(),
             },
             Arc::clone(&ctx),
             signals_tx.clone(),

@@ -30,9 +30,11 @@ use tokio::sync::Mutex;
 
 mod limits;
 mod progress;
+mod verify;
 
 pub use limits::{ReadLimits, ReadStats};
 pub use progress::Operation;
+pub use verify::Signature;
 
 /// How long one git invocation (or one batch of blob reads) may take before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,6 +192,14 @@ pub enum GitError {
         repo: String,
         /// What was wrong.
         detail: String,
+    },
+    /// The commit is not signed by a key of the allowed-signers file.
+    #[error("not signed by an allowed key: {reason}")]
+    Unverified {
+        /// The commit.
+        revision: String,
+        /// What git said (or that the commit is not signed).
+        reason: String,
     },
     /// The folder lists more entries than [`ReadLimits::max_entries`].
     #[error("{path}: the folder lists more than {limit} entries at this revision; nothing of it was read")]

@@ -725,3 +725,86 @@ async fn operations_in_progress_are_recognised() {
     assert_eq!(wt_repo.operation_in_progress().await.unwrap(), Some(Operation::Bisect));
     assert_eq!(repo.operation_in_progress().await.unwrap(), None);
 }
+
+/// An ed25519 key pair `name` in `dir` (ssh-keygen, no passphrase); returns the private key path.
+fn ssh_key(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (openssh-client) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    key
+}
+
+/// Commits `message` (an empty commit) signed as `sign` says: `-c` options for git.
+fn signed_commit(root: &Path, message: &str, sign: &[&str], env: &[(&str, &str)]) -> String {
+    let mut args = sign.to_vec();
+    args.extend(["commit", "-q", "--allow-empty", "-m", message]);
+    git_env(root, &args, env);
+    git(root, &["rev-parse", "HEAD"])
+}
+
+#[tokio::test]
+async fn only_commits_signed_by_an_allowed_ssh_key_verify() {
+    let (tmp, root) = init();
+    let good = ssh_key(tmp.path(), "good");
+    let other = ssh_key(tmp.path(), "other");
+    let allowed = tmp.path().join("allowed_signers");
+    let good_pub = std::fs::read_to_string(good.with_extension("pub")).unwrap();
+    std::fs::write(&allowed, format!("test@example.com {good_pub}")).unwrap();
+    let (good_key, other_key) =
+        (format!("user.signingkey={}", good.display()), format!("user.signingkey={}", other.display()));
+
+    let signed =
+        signed_commit(&root, "signed", &["-c", "gpg.format=ssh", "-c", &good_key, "-c", "commit.gpgsign=true"], &[]);
+    let by_other = signed_commit(
+        &root,
+        "by another key",
+        &["-c", "gpg.format=ssh", "-c", &other_key, "-c", "commit.gpgsign=true"],
+        &[],
+    );
+    let unsigned = signed_commit(&root, "unsigned", &[], &[]);
+    // GPG-signed with a key the running user's keyring trusts ultimately.
+    let gnupg = tmp.path().join("gnupg");
+    std::fs::create_dir(&gnupg).unwrap();
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gnupg_env = [("GNUPGHOME", gnupg.to_str().unwrap())];
+    let out = Command::new("gpg")
+        .args(["--batch", "--quiet", "--passphrase", "", "--quick-gen-key", "t <test@example.com>", "ed25519", "sign"])
+        .envs(gnupg_env)
+        .output()
+        .expect("gpg (gnupg) is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gpg_signed = signed_commit(
+        &root,
+        "gpg-signed",
+        &["-c", "user.signingkey=test@example.com", "-c", "commit.gpgsign=true"],
+        &gnupg_env,
+    );
+
+    let repo = GitRepo::open(&root).await.unwrap();
+    let ok = repo.verify_commit(&signed, &allowed).await.unwrap();
+    assert!(ok.summary.contains("Good \"git\" signature for test@example.com"), "{ok:?}");
+    for (what, rev, says) in
+        [("another key", &by_other, "No principal matched"), ("unsigned", &unsigned, "the commit is not signed")]
+    {
+        let err = repo.verify_commit(rev, &allowed).await.unwrap_err();
+        assert!(matches!(&err, GitError::Unverified { reason, .. } if reason.contains(says)), "{what}: {err}");
+        println!("{what}: {err}");
+    }
+    // The GPG signature is good by the keyring's standard: git alone accepts it...
+    let plain = Command::new("git")
+        .current_dir(&root)
+        .args(["verify-commit", &gpg_signed])
+        .envs(gnupg_env)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(plain.status.success(), "the keyring accepts it: {}", String::from_utf8_lossy(&plain.stderr));
+    // ...but it is not an SSH key of the allowed-signers file.
+    let err = repo.verify_commit(&gpg_signed, &allowed).await.unwrap_err();
+    assert!(matches!(&err, GitError::Unverified { reason, .. } if reason.contains("not an SSH signature")), "{err}");
+    println!("gpg-signed: {err}");
+}

@@ -40,6 +40,8 @@ pub struct SourceConfig {
     pub resync: Duration,
     /// Fetch from this remote and follow its remote-tracking branch instead of `reference`.
     pub remote: Option<Remote>,
+    /// Apply only commits signed by a key of this SSH allowed-signers file (git's format).
+    pub verify_commits: Option<PathBuf>,
 }
 
 /// A remote to fetch from.
@@ -236,6 +238,19 @@ impl SourceLoop {
         // status update: a reader never sees the new tip beside the old tip's error.
         let tip = RevisionInfo { revision: revision.clone(), subject };
 
+        let signature = match &self.config.verify_commits {
+            Some(allowed) => match self.repo.verify_commit(&revision, allowed).await {
+                Ok(signature) => Some(signature.summary),
+                Err(e) => {
+                    let unverified = matches!(e, meme_git::GitError::Unverified { .. });
+                    tracing::error!(revision = %short(&revision), error = %e, "revision not verified; the last good revision stays in force");
+                    self.fail(Some(tip), if unverified { "VerificationFailed" } else { "GitError" }, &e.to_string());
+                    self.ctx.metrics.source_error(if unverified { "verification" } else { "git" });
+                    return;
+                }
+            },
+            None => None,
+        };
         let tree = match self.repo.read_tree(&revision, &self.config.path, &self.config.path).await {
             Ok(tree) => tree,
             Err(e) if e.is_over_limit() => {
@@ -297,11 +312,12 @@ impl SourceLoop {
                 s.sync_status = meme_api::status::SyncStatus::Progressing;
             }
         });
+        let signed = signature.map(|s| format!(" ({s})")).unwrap_or_default();
         self.ctx.events.record(
             EventType::Normal,
             "RevisionApplied",
             None,
-            format!("applying revision {}", short(&revision)),
+            format!("applying revision {}{signed}", short(&revision)),
         );
         let _ = self.signals.send(Signal::DesiredChanged).await;
     }
