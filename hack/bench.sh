@@ -8,6 +8,8 @@
 #   hack/bench.sh --quick          every benchmark, smoke size (about 3 minutes)
 #   hack/bench.sh converge 1 10    one benchmark (meme-bench --help lists them):
 #                                  converge rollout watch resync heal idle api
+#   hack/bench.sh release          release binaries: a from-scratch static build in a temporary
+#                                  target dir, its time, each binary's size (goal <= 20 MB)
 #
 # Without a subcommand, `all` is run. Figures go to stdout, progress to stderr.
 set -euo pipefail
@@ -17,6 +19,11 @@ cd "$root"
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
   exit 0
+fi
+
+if [[ "${1:-}" == release ]]; then
+  shift
+  exec hack/release.sh --clean --no-tarball "$@"
 fi
 
 docker info >/dev/null 2>&1 || { echo "bench: the Docker engine is not reachable" >&2; exit 1; }

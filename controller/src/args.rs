@@ -25,7 +25,7 @@ const SIGNAL_BUFFER: usize = 1024;
 
 /// meme-controller: keeps this host's containers equal to the manifests committed in git.
 #[derive(Debug, Parser)]
-#[command(name = "meme-controller", version, about)]
+#[command(name = "meme-controller", version = crate::VERSION, about)]
 pub struct Args {
     /// The git checkout holding the manifests.
     #[arg(long, env = "MEME_REPO", default_value = ".")]
@@ -189,6 +189,7 @@ impl Args {
             signals_tx.clone(),
         );
         tracing::info!(
+            version = crate::VERSION,
             repo = %self.repo.display(),
             path = %self.path,
             reference = %self.reference,

@@ -24,3 +24,7 @@ pub mod redact;
 pub mod runtime;
 pub mod source;
 pub mod telemetry;
+
+/// The version `--version` prints (both binaries): the crate version and the git commit the
+/// binary was built from (`unknown` when built without the repository; see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MEME_BUILD_COMMIT"), ")");
