@@ -14,6 +14,7 @@ use crate::docker::Engine;
 use crate::docker::bollard::BollardEngine;
 use crate::docker::timeout::{CallTimeouts, TimeoutEngine};
 use crate::http::{self, Api};
+use crate::notify;
 use crate::runtime::{self, Signal};
 use crate::source::{Remote, SourceConfig, SourceLoop, Trigger};
 use crate::telemetry::{self, LogFormat};
@@ -220,9 +221,11 @@ impl Args {
         tracing::info!(%listen, mutations = api.token.is_some(), max_connections = limits.max_connections, "serving the API");
         let http_task = tokio::spawn(http::server::serve(listener, http::router(api), limits, shutdown.clone()));
         let _ = signals_tx.send(Signal::Resync).await;
+        tokio::spawn(notify::ready_when_ready(Arc::clone(&ctx), listen, shutdown.clone()));
 
         wait_for_signal().await;
         tracing::info!("signal received; stopping");
+        notify::stopping();
         let _ = shutdown_tx.send(true);
         let _ = tokio::join!(source_task, watch_task, events_task, loop_task, http_task);
         Ok(())

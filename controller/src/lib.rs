@@ -9,7 +9,7 @@
 //!   call it, and Prometheus metrics.
 //! - [`context`], [`events`], [`telemetry`], [`redact`], [`fds`], [`args`]: shared state, the
 //!   events ring, logging, secret values kept out of every output, file descriptors, and the
-//!   wiring of the binary.
+//!   wiring of the binary; [`notify`]: systemd readiness and watchdog.
 
 pub mod args;
 pub mod auth;
@@ -19,6 +19,7 @@ pub mod events;
 pub mod fds;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod reconcile;
 pub mod redact;
 pub mod runtime;

@@ -19,6 +19,7 @@ use tokio::task::{JoinError, JoinSet};
 use crate::context::Context;
 use crate::docker::{BoxFuture, EngineError, labels};
 use crate::events::EventType;
+use crate::notify::Watchdog;
 use crate::reconcile::plan::Phase;
 use crate::reconcile::{self, Next, Outcome, ReconcileError};
 use crate::runtime::Signal;
@@ -123,7 +124,13 @@ pub async fn run(
     let mut drift = DriftChecks::default();
     let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + ctx.config.resync, ctx.config.resync);
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // systemd's watchdog is fed here, on each turn of this loop, so a loop that stops turning
+    // gets the controller restarted; its tick only makes sure an idle loop turns often enough.
+    let mut watchdog = Watchdog::from_env();
+    let mut watchdog_tick = tokio::time::interval(watchdog.tick().unwrap_or(Duration::from_secs(3600)));
+    watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        watchdog.feed(Instant::now());
         while tasks.len() < ctx.config.concurrency.max(1) && !ctx.is_suspended() {
             let Some((service, trigger)) = queue.take() else { break };
             // Called inside the task: a panic while making the future is the task's too.
@@ -169,6 +176,7 @@ pub async fn run(
             },
             _ = resync.tick() => drift.request(&ctx, "resync"),
             () = sleep_until(next_due), if next_due.is_some() => queue.promote(Instant::now()),
+            _ = watchdog_tick.tick(), if watchdog.tick().is_some() => {}
         }
         refresh_sync_status(&ctx, &queue);
     }
