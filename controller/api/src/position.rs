@@ -38,6 +38,8 @@ struct Entry {
     value: Pos,
     /// Byte range from the key (or the item's value) to the end of the value.
     bytes: (usize, usize),
+    /// Byte range of the value alone, in the whole text that was split (never shifted).
+    value_bytes: (usize, usize),
 }
 
 /// The positions of every node of one document, by field path. The root has the path `""`;
@@ -92,6 +94,14 @@ impl PathIndex {
         self.entries.get(path).map(|e| e.bytes)
     }
 
+    /// The byte range of the value written at exactly `path`, as offsets into the whole text
+    /// given to [`split_documents`] (not the document's text): what an in-place edit of that
+    /// value (`memectl set image`) replaces. A quoted scalar's range includes its quotes.
+    #[must_use]
+    pub fn value_span(&self, path: &str) -> Option<(usize, usize)> {
+        self.entries.get(path).map(|e| e.value_bytes)
+    }
+
     fn lookup(&self, path: &str) -> Option<&Entry> {
         let mut path = path;
         loop {
@@ -108,7 +118,12 @@ impl PathIndex {
     fn insert(&mut self, path: String, key: Option<(Pos, usize)>, value: Pos, bytes: (usize, usize)) {
         self.ordered.push((value, path.clone()));
         let start = key.map_or(bytes.0, |(_, b)| b);
-        self.entries.entry(path).or_insert(Entry { key: key.map(|(p, _)| p), value, bytes: (start, bytes.1) });
+        self.entries.entry(path).or_insert(Entry {
+            key: key.map(|(p, _)| p),
+            value,
+            bytes: (start, bytes.1),
+            value_bytes: bytes,
+        });
     }
 
     /// Makes byte ranges relative to a text that starts `shift` bytes later.
@@ -122,6 +137,7 @@ impl PathIndex {
     fn close(&mut self, path: &str, end: usize) {
         if let Some(e) = self.entries.get_mut(path) {
             e.bytes.1 = e.bytes.1.max(end);
+            e.value_bytes.1 = e.value_bytes.1.max(end);
         }
     }
 }
@@ -452,6 +468,21 @@ mod tests {
         let error = split_documents(text, 10).error.expect("a tab breaks the scalar");
         assert_eq!(error.pos, Pos { line: 3, column: 1 }, "{error:?}");
         assert!(error.message.contains("tab"), "{error:?}");
+    }
+
+    #[test]
+    fn value_span_should_cover_the_scalar_as_written_in_the_whole_file() {
+        let text = "a: 1\n---\nspec:\n  image: \"web:1\"   # pinned\n  b: 'x'\n  c: {image: web:2, n: 1}\n  d: plain value  \n";
+        let (docs, err) = split_documents(text);
+        assert!(err.is_none());
+        let idx = &docs[1].index;
+        let at = |path: &str| idx.value_span(path).map(|(s, e)| &text[s..e]);
+        assert_eq!(at("spec.image"), Some("\"web:1\""));
+        assert_eq!(at("spec.b"), Some("'x'"));
+        assert_eq!(at("spec.c.image"), Some("web:2"));
+        assert_eq!(at("spec.d"), Some("plain value"));
+        assert_eq!(at("spec.nope"), None, "only paths written in the document");
+        assert_eq!(docs[0].index.value_span("a").map(|(s, e)| &text[s..e]), Some("1"));
     }
 
     #[test]

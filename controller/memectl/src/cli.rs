@@ -20,7 +20,7 @@ Exit codes:
      differences)
   1  the check failed or was not met: validate errors, wait timed out or saw Degraded,
      diff found differences, unknown service, a refused mutation (401/403), a refused
-     rollback (dirty work tree, operation in progress, invalid result)
+     rollback or set image (dirty work tree, operation in progress, invalid result or image)
   2  usage error, or the command could not run (controller unreachable, unreadable files,
      unknown revision, Docker unreachable, git push failed, ...)
 A closed stdout pipe (memectl get events | head) counts as success.";
@@ -101,6 +101,9 @@ enum Command {
     /// Roll the manifests back with a new commit: revert the last manifests commit, or restore
     /// the folder as it was at REV; optionally push it.
     Rollback(cmd::rollback::Args),
+    /// Set the image of Deployments in place (`set image SERVICE=IMAGE...`), optionally
+    /// committing and pushing: the CI step after an image build.
+    Set(cmd::set::Args),
     /// Convert a docker-compose file into manifests (a Stack and one Deployment per service),
     /// validated, with a warning for everything that cannot be imported.
     Import(cmd::import::Args),
@@ -164,6 +167,7 @@ impl Cli {
             Command::Diff(args) => block_on(cmd::diff::run(&args, &global)),
             Command::History(args) => block_on(cmd::history::run(&args, &global)),
             Command::Rollback(args) => block_on(cmd::rollback::run(&args, &global)),
+            Command::Set(args) => block_on(cmd::set::run(&args, &global)),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - [`client`]: the small HTTP/1.1 client for the controller's API.
 //! - [`repo`]: the repository side (`history`, `rollback`, `diff`): `--repo`/`--path`, git, and
 //!   the manifests committed at a revision; [`changes`]: what differs between two desired
-//!   states, or between the desired state and the running containers, per service and field.
+//!   states, or between the desired state and the running containers, per service and field;
+//!   [`commit`]: what the verbs that commit share (clean tree, push target, identity).
 //! - [`render`], [`table`], [`age`], [`color`]: what tables look like (kubectl's columns, ages
 //!   and, on a terminal, colour). Renderers take "now" as a parameter so tests are deterministic.
 //! - [`output`]: stdout (a closed pipe is success) and the `-o json|yaml` serializations.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod color;
+pub mod commit;
 pub mod output;
 pub mod render;
 pub mod repo;

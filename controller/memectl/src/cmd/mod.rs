@@ -11,6 +11,7 @@ pub mod logs;
 pub mod reconcile;
 pub mod resume;
 pub mod rollback;
+pub mod set;
 pub mod status;
 pub mod suspend;
 pub mod validate;

@@ -19,13 +19,9 @@ use meme_api::{Diagnostics, ManifestSet};
 use crate::changes;
 use crate::cli::{CheckError, Global, Outcome};
 use crate::color::Paint;
+use crate::commit;
 use crate::output;
 use crate::repo::{self, Repo, RepoArgs};
-
-/// Identity used only when the repository has none configured (no `user.name`/`user.email`
-/// in git's configuration or environment).
-const FALLBACK_NAME: &str = "memectl";
-const FALLBACK_EMAIL: &str = "memectl@localhost";
 
 /// Flags of `rollback`.
 #[derive(Debug, clap::Args)]
@@ -69,9 +65,10 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         None => repo::controller_status(global).await,
     };
     let path = repo.manifests_path(args.repo.path.as_deref(), status.as_ref())?;
-    preflight(&repo).await?;
+    commit::preflight(&repo, "roll back").await?;
     let head = repo.resolve("HEAD").await?;
-    let push = if args.push { Some(push_target(&repo, args.remote.as_deref()).await?) } else { None };
+    let push =
+        if args.push { Some(commit::push_target(&repo, args.remote.as_deref(), "roll back").await?) } else { None };
     let before = repo.tree_at(&head, &path).await?.map(|tree| meme_api::load(&tree));
     let plan = Plan { repo: &repo, path: &path, head: &head, before: before.as_ref(), args };
     let committed = match &args.rev {
@@ -90,69 +87,6 @@ pub async fn run(args: &Args, global: &Global) -> anyhow::Result<Outcome> {
         output::print(&format!("Follow the rollout with: memectl wait --for synced --revision {short}\n"))?;
     }
     Ok(Outcome::Success)
-}
-
-/// Refuses to work on top of uncommitted changes or an operation in progress.
-async fn preflight(repo: &Repo) -> anyhow::Result<()> {
-    let (git_dir, _) = repo.reader.git_dirs().await?;
-    let in_progress = [
-        ("MERGE_HEAD", "a merge", "git merge --abort"),
-        ("REVERT_HEAD", "a revert", "git revert --abort"),
-        ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --abort"),
-        ("rebase-merge", "a rebase", "git rebase --abort"),
-        ("rebase-apply", "a rebase or am", "git rebase --abort"),
-        ("sequencer", "a revert or cherry-pick sequence", "git revert --abort"),
-        ("BISECT_LOG", "a bisect", "git bisect reset"),
-    ];
-    for (file, what, abort) in in_progress {
-        if git_dir.join(file).exists() {
-            return Err(CheckError(format!(
-                "refusing to roll back: {what} is in progress in {} ({file}); finish it or abort it ({abort}) first",
-                repo.root.display()
-            ))
-            .into());
-        }
-    }
-    let status = repo.git.run(["status", "--porcelain", "--untracked-files=all"]).await?;
-    if !status.trim().is_empty() {
-        let lines: Vec<&str> = status.lines().collect();
-        let mut listing: Vec<String> = lines.iter().take(10).map(|l| format!("  {l}")).collect();
-        if lines.len() > 10 {
-            listing.push(format!("  ... and {} more", lines.len() - 10));
-        }
-        return Err(CheckError(format!(
-            "refusing to roll back: the work tree of {} has uncommitted changes; commit or stash them first:\n{}",
-            repo.root.display(),
-            listing.join("\n")
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// The remote and branch `--push` will use, checked before anything is committed.
-async fn push_target(repo: &Repo, remote: Option<&str>) -> anyhow::Result<(String, String)> {
-    let Some(branch) = repo.reader.current_branch().await? else {
-        return Err(CheckError("refusing to roll back: HEAD is detached, and --push needs a branch".into()).into());
-    };
-    let remote = match remote {
-        Some(remote) => remote.to_owned(),
-        None => {
-            let key = format!("branch.{branch}.remote");
-            let out = repo.git.output(["config", "--get", &key]).await?;
-            let upstream = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            if out.status.success() && !upstream.is_empty() && upstream != "." { upstream } else { "origin".to_owned() }
-        }
-    };
-    let remotes = repo.git.run(["remote"]).await?;
-    let url_like = remote.contains(['/', ':']) || Path::new(&remote).exists();
-    if !remotes.lines().any(|r| r == remote) && !url_like {
-        return Err(CheckError(format!(
-            "refusing to roll back: no git remote named {remote:?} to push to (add one with git remote add, or pass --remote NAME)"
-        ))
-        .into());
-    }
-    Ok((remote, branch))
 }
 
 /// One rollback being prepared.
@@ -192,7 +126,7 @@ impl Plan<'_> {
         let mut guard = Undo::new(&self.repo.root, &["reset", "-q", "--hard", "HEAD"]);
         // No overlay: files of the folder that REV does not have are removed too.
         self.repo.git.run(["checkout", "--no-overlay", &target.id, "--", shown]).await?;
-        let mut commit = identity(self.repo).await?;
+        let mut commit = commit::identity(self.repo).await?;
         commit.extend(["commit", "-q", "-m", &message].map(str::to_owned));
         self.repo.git.run(&commit).await?;
         guard.disarm();
@@ -251,7 +185,7 @@ impl Plan<'_> {
         if !self.go_ahead().await? {
             return Ok(None);
         }
-        let mut commit = identity(self.repo).await?;
+        let mut commit = commit::identity(self.repo).await?;
         commit.extend(["commit", "-q", "--no-edit"].map(str::to_owned));
         self.repo.git.run(&commit).await?;
         guard.disarm();
@@ -344,28 +278,6 @@ impl Plan<'_> {
         output::print(&format!("Committed {} on {branch}: {}\n", repo::short(&commit.id), commit.subject))?;
         Ok(commit.id)
     }
-}
-
-/// `-c user.name=…`/`-c user.email=…` for what the repository does not configure (neither in
-/// git's configuration nor in its environment variables), so the user's identity is used
-/// whenever there is one.
-async fn identity(repo: &Repo) -> anyhow::Result<Vec<String>> {
-    let mut args = Vec::new();
-    let keys: [(&str, &[&str], &str); 2] = [
-        ("user.name", &["GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"], FALLBACK_NAME),
-        ("user.email", &["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL", "EMAIL"], FALLBACK_EMAIL),
-    ];
-    for (key, vars, fallback) in keys {
-        if vars.iter().any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty())) {
-            continue;
-        }
-        let out = repo.git.output(["config", "--get", key]).await?;
-        if !out.status.success() || out.stdout.trim_ascii().is_empty() {
-            args.push("-c".to_owned());
-            args.push(format!("{key}={fallback}"));
-        }
-    }
-    Ok(args)
 }
 
 /// Asks `question [y/N]` on stderr and reads the answer from stdin; Ctrl-C is a no. The read
