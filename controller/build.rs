@@ -1,5 +1,5 @@
-//! Build script: records the git commit the binaries are built from, for `--version`
-//! (`MEME_BUILD_COMMIT`, read with `env!` in `lib.rs`).
+//! Build script of both binaries' crates (memectl points here too): records the git commit they
+//! are built from, for `--version` (`MEME_BUILD_COMMIT`, read with `env!` in each `lib.rs`).
 //!
 //! The commit is, in this order: `$MEME_GIT_COMMIT` when set (a packager building from a
 //! tarball who knows it), `HEAD` of the git repository whose top is this workspace, or
@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
+    // Cargo re-runs a script whose own source changed; otherwise only when these say so.
     println!("cargo:rerun-if-env-changed=MEME_GIT_COMMIT");
-    println!("cargo:rerun-if-changed=build.rs");
     let commit = std::env::var("MEME_GIT_COMMIT")
         .ok()
         .map(|c| c.trim().to_owned())

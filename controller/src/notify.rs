@@ -64,9 +64,9 @@ pub struct Watchdog {
 impl Watchdog {
     /// The watchdog systemd asked for (`WATCHDOG_USEC`, and `WATCHDOG_PID` naming this process).
     ///
-    /// The loop wakes up every quarter of the timeout: between two feeds there is at most one
-    /// tick plus the longest thing one loop turn awaits inline (the drift check, bounded to
-    /// 20 s), so the shipped unit's `WatchdogSec=60s` leaves 60 - 15 - 20 = 25 s of margin.
+    /// The loop wakes up every quarter of the timeout. Reconciles and drift checks run beside
+    /// the loop, not in it, so between two feeds there is about one tick: with the shipped
+    /// unit's `WatchdogSec=60s` a feed every 15 s, and a loop stuck for 45 s more is restarted.
     #[must_use]
     pub fn from_env() -> Self {
         Self::with_timeout(sd_notify::watchdog_enabled())

@@ -473,8 +473,8 @@ mod tests {
     #[test]
     fn value_span_should_cover_the_scalar_as_written_in_the_whole_file() {
         let text = "a: 1\n---\nspec:\n  image: \"web:1\"   # pinned\n  b: 'x'\n  c: {image: web:2, n: 1}\n  d: plain value  \n";
-        let (docs, err) = split_documents(text);
-        assert!(err.is_none());
+        let Split { docs, error, .. } = split_documents(text, 10);
+        assert!(error.is_none());
         let idx = &docs[1].index;
         let at = |path: &str| idx.value_span(path).map(|(s, e)| &text[s..e]);
         assert_eq!(at("spec.image"), Some("\"web:1\""));

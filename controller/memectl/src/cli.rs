@@ -27,7 +27,7 @@ A closed stdout pipe (memectl get events | head) counts as success.";
 
 /// kubectl-like control of meme-controller, the GitOps controller for one Docker host.
 #[derive(Debug, Parser)]
-#[command(name = "memectl", version = meme_controller::VERSION, about, after_help = EXIT_CODES)]
+#[command(name = "memectl", version = crate::VERSION, about, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,

@@ -24,3 +24,7 @@ pub mod output;
 pub mod render;
 pub mod repo;
 pub mod table;
+
+/// What `memectl --version` prints: the crate version and the git commit it was built from
+/// (`unknown` when built without the repository; see `controller/build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MEME_BUILD_COMMIT"), ")");
