@@ -20,7 +20,7 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 fn text(tree: &ManifestTree, file: &str) -> String {
-    String::from_utf8(tree.files[file].clone()).expect("utf-8")
+    String::from_utf8(tree.files[file].to_vec()).expect("utf-8")
 }
 
 /// The differing middle of two texts once their common prefix and suffix are cut off.
@@ -82,7 +82,7 @@ fn set_image_should_keep_crlf_line_endings() {
     let lf = fixture("styles");
     let mut crlf = lf.clone();
     for content in crlf.files.values_mut() {
-        *content = String::from_utf8(content.clone()).expect("utf-8").replace('\n', "\r\n").into_bytes();
+        *content = String::from_utf8(content.to_vec()).expect("utf-8").replace('\n', "\r\n").into_bytes().into();
     }
     let wanted = pairs(&[("plain", "ghcr.io/org/plain:3"), ("flow", "ghcr.io/org/flow:3")]);
     let from_lf = set_images(&lf, &wanted).expect("lf");

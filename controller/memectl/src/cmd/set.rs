@@ -193,11 +193,11 @@ pub fn set_images(tree: &ManifestTree, wanted: &[(String, String)]) -> anyhow::R
     let mut edited = tree.clone();
     for (file, mut spans) in edits {
         spans.sort_by_key(|(start, _, _)| std::cmp::Reverse(*start));
-        let mut text = String::from_utf8(tree.files[&file].clone()).context("manifest is not UTF-8")?;
+        let mut text = String::from_utf8(tree.files[&file].to_vec()).context("manifest is not UTF-8")?;
         for (start, end, replacement) in spans {
             text.replace_range(start..end, &replacement);
         }
-        edited.files.insert(file, text.into_bytes());
+        edited.files.insert(file, text.into_bytes().into());
     }
     if !changes.is_empty() {
         check_only_images_changed(&before, &edited, &changes)?;
