@@ -79,13 +79,22 @@ fn import_should_turn_the_staging_compose_file_into_manifests_the_controller_acc
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(
         files_in(&out),
-        ["backend.yaml", "caddy.yaml", "minio.yaml", "prometheus.yaml", "redis.yaml", "stack.yaml", "worker.yaml"]
+        [
+            "backend.yaml",
+            "caddy.yaml",
+            "files",
+            "minio.yaml",
+            "prometheus.yaml",
+            "redis.yaml",
+            "stack.yaml",
+            "worker.yaml"
+        ]
     );
-    for name in files_in(&out) {
+    // No crds/ around the output: no `$schema` comment pointing at nothing.
+    for name in files_in(&out).into_iter().filter(|n| n.ends_with(".yaml")) {
         let content = std::fs::read_to_string(out.join(&name)).unwrap();
-        let kind = if name == "stack.yaml" { "stack" } else { "deployment" };
-        let schema = format!("# yaml-language-server: $schema=../../crds/{kind}.schema.json\n");
-        assert!(content.starts_with(&schema), "{name}:\n{content}");
+        assert!(!content.contains("$schema"), "{name}:\n{content}");
+        assert!(content.starts_with("# Imported from "), "{name}:\n{content}");
     }
     assert!(stderr.contains("imported 6 services"), "{stderr}");
     assert!(stderr.contains("caddy, backend, worker, redis, minio, prometheus"), "{stderr}");
@@ -112,7 +121,17 @@ fn import_should_turn_the_staging_compose_file_into_manifests_the_controller_acc
     );
     assert_eq!(caddy.strategy.kind, StrategyType::Recreate);
     assert_eq!(caddy.depends_on, ["backend"]);
-    assert!(caddy.files.is_empty(), "bind mounts are not turned into files silently");
+    // The bind-mounted Caddyfile is copied next to the manifests and becomes `files`.
+    assert_eq!(caddy.files.len(), 1);
+    assert_eq!(
+        (caddy.files[0].path.as_str(), caddy.files[0].source.as_str()),
+        ("/etc/caddy/Caddyfile", "files/caddy/Caddyfile")
+    );
+    assert_eq!(
+        std::fs::read(out.join("files/caddy/Caddyfile")).unwrap(),
+        std::fs::read(fixture("staging/Caddyfile")).unwrap()
+    );
+    assert!(stderr.contains("note: services.caddy.volumes[0]: bind-mounted config copied"), "{stderr}");
 
     // Backend: image interpolated with the default, health check, resources, replicas.
     let backend = &deployment(&set, "backend").spec;
@@ -155,6 +174,9 @@ fn import_should_turn_the_staging_compose_file_into_manifests_the_controller_acc
     assert_eq!(redis.args.as_deref().unwrap(), ["redis-server", "--appendonly", "yes"]);
     let mounts: Vec<_> = redis.volume_mounts.iter().map(|m| (m.name.as_str(), m.mount_path.as_str())).collect();
     assert_eq!(mounts, [("redis-data", "/data")]);
+    // A named volume written by one container: Recreate (a single writer), and it says why.
+    assert_eq!(redis.strategy.kind, StrategyType::Recreate);
+    assert!(stderr.contains("services.redis.volumes: mounts volume \"redis-data\" read-write: strategy Recreate"));
     assert_eq!(redis.health_check.as_ref().unwrap().exec.as_deref().unwrap(), ["redis-cli", "ping"]);
 
     // MinIO: CMD-SHELL through /bin/sh; the user kept.
@@ -165,10 +187,13 @@ fn import_should_turn_the_staging_compose_file_into_manifests_the_controller_acc
     );
     assert_eq!(minio.user.as_deref(), Some("1000:1000"));
 
-    // Prometheus: labels without the reserved prefix, a read-only root filesystem.
+    // Prometheus: labels without the reserved prefix; its config as `files`, which a read-only
+    // root filesystem would refuse: read_only is dropped, with a warning.
     let prometheus = &deployment(&set, "prometheus").spec;
     assert_eq!(prometheus.labels.keys().collect::<Vec<_>>(), ["com.example.team"]);
-    assert!(prometheus.read_only_root_filesystem);
+    assert_eq!(prometheus.files[0].source, "files/prometheus/prometheus.yml");
+    assert!(!prometheus.read_only_root_filesystem);
+    assert!(stderr.contains("warning: services.prometheus.read_only: not kept"), "{stderr}");
 
     // The offline validator agrees.
     cargo_bin_cmd!("memectl").arg("validate").arg(&out).assert().success();
@@ -186,7 +211,7 @@ fn import_should_never_write_or_print_a_secret_value() {
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let mut everything = text(&output.stdout) + &text(&output.stderr);
-    for name in files_in(&out) {
+    for name in files_in(&out).into_iter().filter(|n| n.ends_with(".yaml")) {
         everything.push_str(&std::fs::read_to_string(out.join(name)).unwrap());
     }
     for secret in SECRETS.iter().chain(&["env-s3cr3t-do-not-leak"]) {
@@ -197,9 +222,9 @@ fn import_should_never_write_or_print_a_secret_value() {
     let root_password = deployment(&set, "minio").spec.env.iter().find(|e| e.name == "MINIO_ROOT_PASSWORD").unwrap();
     assert_eq!(root_password.value, None);
     let reference = &root_password.value_from.as_ref().unwrap().secret_key_ref;
-    assert_eq!((reference.name.as_str(), reference.key.as_str()), ("minio", "minio-root-password"));
+    assert_eq!((reference.name.as_str(), reference.key.as_str()), ("meme-staging", "minio-root-password"));
     let minio_text = std::fs::read_to_string(out.join("minio.yaml")).unwrap();
-    assert!(minio_text.contains("secretKeyRef: {name: minio, key: minio-root-password}"), "{minio_text}");
+    assert!(minio_text.contains("secretKeyRef: {name: meme-staging, key: minio-root-password}"), "{minio_text}");
     // A name that is not secret keeps its value.
     let user = deployment(&set, "minio").spec.env.iter().find(|e| e.name == "MINIO_ROOT_USER").unwrap();
     assert_eq!(user.value.as_deref(), Some("admin"));
@@ -211,8 +236,8 @@ fn import_should_never_write_or_print_a_secret_value() {
 
     // The summary says where each value goes.
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("<--secrets-dir>/minio/minio-root-password"), "{stderr}");
-    assert!(stderr.contains("<--secrets-dir>/backend/minio-secret-key"), "{stderr}");
+    assert!(stderr.contains("<--secrets-dir>/meme-staging/minio-root-password"), "{stderr}");
+    assert!(stderr.contains("<--secrets-dir>/meme-staging/minio-secret-key"), "{stderr}");
 }
 
 #[test]
@@ -245,7 +270,7 @@ fn import_should_interpolate_variables_like_compose() {
     );
     assert!(stderr.contains("services.app.healthcheck.test: interpolates ${REDIS_PASSWORD}"), "{stderr}");
     let mut everything = stderr.clone();
-    for name in files_in(&defaults) {
+    for name in files_in(&defaults).into_iter().filter(|n| n.ends_with(".yaml")) {
         everything.push_str(&std::fs::read_to_string(defaults.join(name)).unwrap());
     }
     assert!(!everything.contains("dotenv-redis-pass-do-not-leak"), "{everything}");
@@ -290,14 +315,9 @@ fn import_should_warn_about_every_key_it_cannot_import_by_name() {
     ] {
         assert!(line(&format!("warning: {key}:")).contains("not supported"), "{key}: {stderr}");
     }
-    // A bind-mounted config file: not supported, and `files` is the way.
-    let bind = line("warning: services.prometheus.volumes[0]:");
-    assert!(bind.contains("bind mount ./prometheus.yml:/etc/prometheus/prometheus.yml is not supported"), "{bind}");
-    assert!(
-        bind.contains("files: [{path: /etc/prometheus/prometheus.yml, source: files/prometheus/prometheus.yml}]"),
-        "{bind}"
-    );
-    assert!(line("warning: services.caddy.volumes[0]:").contains("files"), "{stderr}");
+    // A bind-mounted config file: copied, with a note saying where.
+    let bind = line("note: services.prometheus.volumes[0]:");
+    assert!(bind.contains("./prometheus.yml as files/prometheus/prometheus.yml"), "{bind}");
     // env_file: the file is named, its values are not imported.
     let env_file = line("warning: services.backend.env_file:");
     assert!(env_file.contains(".env.staging") && env_file.contains("not imported"), "{env_file}");
@@ -366,8 +386,15 @@ fn import_should_print_one_stream_with_stdout_and_write_nothing() {
     assert!(files_in(tmp.path()).is_empty(), "nothing written: {:?}", files_in(tmp.path()));
     let stream = text(&output.stdout);
     assert_eq!(stream.matches("\n---\n").count(), 6, "{stream}");
-    assert!(stream.starts_with("# yaml-language-server: $schema=../../crds/stack.schema.json\n"));
-    let tree = ManifestTree::new("stream").with_file("all.yaml", stream.clone());
+    assert!(stream.starts_with("# Imported from "), "no $schema without crds/ to point at: {stream}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("not copied with --stdout"), "{stderr}");
+    assert!(stderr.contains("Caddyfile -> manifests/demo/files/caddy/Caddyfile"), "{stderr}");
+    // With the config files copied where the summary says, the stream validates.
+    let tree = ManifestTree::new("stream")
+        .with_file("all.yaml", stream.clone())
+        .with_file("files/caddy/Caddyfile", std::fs::read(fixture("staging/Caddyfile")).unwrap())
+        .with_file("files/prometheus/prometheus.yml", std::fs::read(fixture("staging/prometheus.yml")).unwrap());
     let set = meme_api::load(&tree).unwrap_or_else(|d| panic!("{d}\n{stream}"));
     assert_eq!(set.stack.object.metadata.name, "demo", "--stack wins over the compose name");
     assert_eq!(set.deployments.len(), 6);
@@ -413,4 +440,246 @@ fn import_should_name_the_stack_after_the_directory_and_write_under_manifests() 
     assert_eq!(web.strategy.kind, StrategyType::Recreate);
     assert!(stderr.contains("warning: services.web_app: service renamed to \"web-app\""), "{stderr}");
     assert!(stderr.contains("memectl validate manifests/my-project"), "{stderr}");
+}
+
+/// Writes a compose project into `dir`: `files` are (relative path, content).
+fn project(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    dir.join("compose.yaml")
+}
+
+/// Everything an import printed and wrote, to search for values that must not be there.
+fn everything(output: &Output, out: &Path) -> String {
+    let mut all = text(&output.stdout) + &text(&output.stderr);
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                all.push_str(&String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()));
+            }
+        }
+    }
+    all
+}
+
+/// A password inside a value (a URL's userinfo, a DSN's password=) is a secret like a
+/// secret-looking name: never written in clear. Where it cannot become a secret (a command, a
+/// label), the import stops and names the place, not the value.
+// See: #9
+#[test]
+fn issue_9_import_never_writes_credentials_inside_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(
+        tmp.path(),
+        &[
+            (
+                "compose.yaml",
+                "services:\n  api:\n    image: api:1\n    environment:\n      DATABASE_URL: postgres://meme:hunter2@db:5432/meme\n      \
+                 CACHE_DSN: host=cache user=app password=hunter3 dbname=app\n      UPSTREAM: ${UPSTREAM}\n      \
+                 PLAIN_URL: https://example.com/a\n",
+            ),
+            (".env", "UPSTREAM=amqp://guest:hunter4@rabbit:5672/\n"),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let all = everything(&output, &out);
+    for secret in ["hunter2", "hunter3", "hunter4"] {
+        assert!(!all.contains(secret), "{secret} leaked:\n{all}");
+    }
+    let set = load(&out);
+    let api = &deployment(&set, "api").spec;
+    for name in ["DATABASE_URL", "CACHE_DSN", "UPSTREAM"] {
+        let var = api.env.iter().find(|e| e.name == name).unwrap();
+        assert!(var.value.is_none() && var.value_from.is_some(), "{name}: {var:?}");
+    }
+    assert_eq!(api.env.iter().find(|e| e.name == "PLAIN_URL").unwrap().value.as_deref(), Some("https://example.com/a"));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL: its value holds a password in a URL"), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("  <--secrets-dir>/")).count(), 3, "{stderr}");
+
+    // In a command or a label it cannot be a secret: the import stops, naming each place.
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(
+        tmp.path(),
+        &[(
+            "compose.yaml",
+            "services:\n  redis:\n    image: redis:7\n    command: redis-server --requirepass hunter5\n  web:\n    image: web:1\n    \
+             labels:\n      backup.target: s3://key:hunter6@bucket/\n",
+        )],
+    );
+    let out = tmp.path().join("out");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("compose.yaml:4:5: error: services.redis.command: holds `--requirepass` followed by a password"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: services.web.labels.backup.target: holds a password in a URL"), "{stderr}");
+    assert!(stderr.contains("2 credentials written in clear outside environment variables"), "{stderr}");
+    assert!(!stderr.contains("hunter5") && !stderr.contains("hunter6"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}
+
+/// One variable used by several services is one secret key, not one per service; two different
+/// values under one name are two keys.
+// See: #9
+#[test]
+fn issue_9_import_maps_one_variable_used_by_several_services_to_one_secret() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(
+        tmp.path(),
+        &[(
+            "compose.yaml",
+            "name: shop\nservices:\n  minio:\n    image: minio:1\n    environment:\n      MINIO_ROOT_PASSWORD: ${MINIO_ROOT_PASSWORD}\n  \
+             backend:\n    image: backend:1\n    environment:\n      S3_SECRET_KEY: ${MINIO_ROOT_PASSWORD}\n      API_TOKEN: one\n  \
+             worker:\n    image: worker:1\n    environment:\n      S3_SECRET_KEY: ${MINIO_ROOT_PASSWORD}\n      API_TOKEN: two\n",
+        )],
+    );
+    let out = tmp.path().join("out");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let set = load(&out);
+    let reference = |service: &str, var: &str| {
+        let env = deployment(&set, service).spec.env.iter().find(|e| e.name == var).unwrap().clone();
+        let r = env.value_from.unwrap().secret_key_ref;
+        (r.name, r.key)
+    };
+    let shared = ("shop".to_owned(), "minio-root-password".to_owned());
+    assert_eq!(reference("minio", "MINIO_ROOT_PASSWORD"), shared);
+    assert_eq!(reference("backend", "S3_SECRET_KEY"), shared);
+    assert_eq!(reference("worker", "S3_SECRET_KEY"), shared);
+    assert_ne!(reference("backend", "API_TOKEN").1, reference("worker", "API_TOKEN").1, "different values");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("  <--secrets-dir>/shop/")).collect();
+    assert_eq!(lines.len(), 3, "three secret files to create, not five: {stderr}");
+    assert!(
+        lines.iter().any(|l| l.contains("minio-root-password")
+            && l.contains("MINIO_ROOT_PASSWORD of minio, S3_SECRET_KEY of backend, S3_SECRET_KEY of worker")),
+        "{stderr}"
+    );
+}
+
+/// A bind-mounted config file (or read-only folder) next to the compose file is copied into the
+/// manifests folder and becomes `files`; a secret-looking file, or one holding a password, is not
+/// copied; a writable folder is data.
+// See: #9
+#[test]
+fn issue_9_import_copies_bind_mounted_config_files_and_keeps_secrets_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(
+        tmp.path(),
+        &[
+            (
+                "compose.yaml",
+                "services:\n  caddy:\n    image: caddy:2\n    volumes:\n      - ./caddy/Caddyfile:/etc/caddy/Caddyfile\n      \
+                 - ./certs/site.key:/etc/ssl/site.key:ro\n  prometheus:\n    image: prom/prometheus:v2\n    volumes:\n      \
+                 - ./prometheus:/etc/prometheus:ro\n      - ./data:/data\n",
+            ),
+            ("caddy/Caddyfile", ":80 {\n  reverse_proxy backend:8000\n}\n"),
+            ("certs/site.key", "-----BEGIN PRIVATE KEY-----\nnot-a-real-key\n"),
+            ("prometheus/prometheus.yml", "scrape_configs:\n  - job_name: app\n"),
+            ("prometheus/rules/alerts.yml", "groups: []\n"),
+            (
+                "prometheus/remote.yml",
+                "remote_write:\n  - url: https://m.example.com\n    basic_auth:\n      password: hunter7\n",
+            ),
+            ("data/db.bin", "x"),
+        ],
+    );
+    let out = tmp.path().join("out");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let set = load(&out);
+    let files = |service: &str| {
+        deployment(&set, service).spec.files.iter().map(|f| (f.path.clone(), f.source.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(files("caddy"), [("/etc/caddy/Caddyfile".to_owned(), "files/caddy/Caddyfile".to_owned())]);
+    assert_eq!(
+        files("prometheus"),
+        [
+            ("/etc/prometheus/prometheus.yml".to_owned(), "files/prometheus/prometheus/prometheus.yml".to_owned()),
+            ("/etc/prometheus/rules/alerts.yml".to_owned(), "files/prometheus/prometheus/rules/alerts.yml".to_owned()),
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("files/caddy/Caddyfile")).unwrap(),
+        ":80 {\n  reverse_proxy backend:8000\n}\n"
+    );
+    assert!(stderr.contains("./certs/site.key looks like a secret"), "{stderr}");
+    assert!(stderr.contains("./prometheus/remote.yml:4 holds what looks like a credential"), "{stderr}");
+    assert!(stderr.contains("bind mount ./data:/data is not supported") && stderr.contains("named volume"), "{stderr}");
+    let all = everything(&output, &out);
+    assert!(!all.contains("hunter7") && !all.contains("not-a-real-key"), "{all}");
+}
+
+/// The `$schema` comment points at this repository's crds/ when the output is inside it, and
+/// is left out when there is nothing to point at.
+// See: #9
+#[test]
+fn issue_9_import_schema_comment_points_at_something_that_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(tmp.path(), &[("compose.yaml", "services:\n  web:\n    image: web:1\n")]);
+    std::fs::create_dir_all(tmp.path().join("repo/crds")).unwrap();
+    for kind in ["stack", "deployment"] {
+        std::fs::write(tmp.path().join(format!("repo/crds/{kind}.schema.json")), "{}").unwrap();
+    }
+    let out = tmp.path().join("repo/manifests/shop");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    for (file, kind) in [("stack.yaml", "stack"), ("web.yaml", "deployment")] {
+        let content = std::fs::read_to_string(out.join(file)).unwrap();
+        let first = content.lines().next().unwrap();
+        let target = first.strip_prefix("# yaml-language-server: $schema=").unwrap_or_else(|| panic!("{content}"));
+        assert_eq!(target, format!("../../crds/{kind}.schema.json"));
+        assert!(out.join(target).is_file(), "{target} exists relative to {}", out.display());
+    }
+}
+
+/// Whether a `.env` happens to be next to the compose file changes the manifests: the import
+/// says so, names the variables it read from it, and records them in the Stack's comments.
+// See: #9
+#[test]
+fn issue_9_import_says_when_the_output_depends_on_a_dotenv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let compose = project(
+        tmp.path(),
+        &[
+            ("compose.yaml", "services:\n  web:\n    image: web:${TAG:-1}\n    environment:\n      MODE: ${MODE}\n"),
+            (".env", "TAG=2\nMODE=fast\n"),
+        ],
+    );
+    let with = tmp.path().join("with");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", with.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("note: read {} for ${{VAR}} interpolation", tmp.path().join(".env").display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("interpolated at import time from {}: MODE, TAG", tmp.path().join(".env").display())),
+        "{stderr}"
+    );
+    let stack = std::fs::read_to_string(with.join("stack.yaml")).unwrap();
+    assert!(stack.contains("# ${VAR} interpolated at import time from") && stack.contains(": MODE, TAG\n"), "{stack}");
+    assert_eq!(deployment(&load(&with), "web").spec.image, "web:2");
+
+    std::fs::remove_file(tmp.path().join(".env")).unwrap();
+    let without = tmp.path().join("without");
+    let output = import(tmp.path(), &[compose.to_str().unwrap(), "-o", without.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("set nowhere at import time (empty or their default): MODE, TAG"), "{stderr}");
+    assert_eq!(deployment(&load(&without), "web").spec.image, "web:1");
 }

@@ -14,7 +14,7 @@ use meme_api::v1alpha1::{
 use serde::Serialize;
 use serde_saphyr::{FlowMap, FlowSeq};
 
-use super::importer::{Finding, Import, Level, SecretHint, Service};
+use super::importer::{Copied, Finding, Import, Level, Service, VariableSources};
 use crate::cli::CheckError;
 
 #[derive(Serialize)]
@@ -63,6 +63,14 @@ pub(super) struct SpecOut {
     pub(super) image_pull_policy: Option<ImagePullPolicy>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(super) labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) files: Vec<FlowMap<FileOut>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct FileOut {
+    pub(super) path: String,
+    pub(super) source: String,
 }
 
 #[derive(Serialize)]
@@ -163,6 +171,11 @@ pub(super) fn deployment_out(service: &Service) -> DeploymentOut {
             stop_grace_period: s.stop_grace_period,
             image_pull_policy: s.image_pull_policy,
             labels: s.labels.clone(),
+            files: s
+                .files
+                .iter()
+                .map(|(path, source)| FlowMap(FileOut { path: path.clone(), source: source.clone() }))
+                .collect(),
         },
     }
 }
@@ -173,8 +186,18 @@ pub(super) fn comment(text: &str) -> String {
     format!("# {clean}\n")
 }
 
+/// Where the generated JSON Schemas are, relative to `out_dir`, for the editors' `$schema`
+/// comment: the `crds/` folder of the nearest ancestor that has one (this repository's), or
+/// `None`: then the comment is left out rather than pointing at nothing.
+pub(super) fn schema_dir(out_dir: &Path) -> Option<String> {
+    let dir = std::path::absolute(out_dir).ok()?;
+    dir.ancestors().enumerate().find_map(|(up, ancestor)| {
+        ancestor.join("crds/deployment.schema.json").is_file().then(|| format!("{}crds", "../".repeat(up)))
+    })
+}
+
 /// The files of the import, in order: `stack.yaml`, then one per service.
-pub(super) fn render(import: &Import, shown: &str) -> anyhow::Result<Vec<(String, String)>> {
+pub(super) fn render(import: &Import, shown: &str, schema: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
     let options = || serde_saphyr::ser_options! { prefer_block_scalars: false };
     let stack = Stack {
         api_version: API_VERSION.to_owned(),
@@ -182,12 +205,18 @@ pub(super) fn render(import: &Import, shown: &str) -> anyhow::Result<Vec<(String
         metadata: ObjectMeta { name: import.stack.clone(), ..ObjectMeta::default() },
         spec: StackSpec { networks: import.networks.clone(), volumes: import.volumes.clone(), env: Vec::new() },
     };
-    let mut text = String::from("# yaml-language-server: $schema=../../crds/stack.schema.json\n");
+    let header = |kind: &str| {
+        schema.map_or_else(String::new, |dir| format!("# yaml-language-server: $schema={dir}/{kind}.schema.json\n"))
+    };
+    let mut text = header("stack");
     text.push_str(&comment(&format!("Imported from {shown} by `memectl import compose`.")));
+    for line in variable_lines(&import.variables) {
+        text.push_str(&comment(&line));
+    }
     text.push_str(&serde_saphyr::to_string_with_options(&stack, options()).context("cannot serialize the Stack")?);
     let mut files = vec![("stack.yaml".to_owned(), text)];
     for service in &import.services {
-        let mut text = String::from("# yaml-language-server: $schema=../../crds/deployment.schema.json\n");
+        let mut text = header("deployment");
         text.push_str(&comment(&format!(
             "Imported from {shown} (service {:?}) by `memectl import compose`.",
             service.compose_name
@@ -206,11 +235,39 @@ pub(super) fn render(import: &Import, shown: &str) -> anyhow::Result<Vec<(String
     Ok(files)
 }
 
-/// Writes the files into `dir`, refusing (exit 1) to overwrite any unless `force`. Returns the
-/// other manifests the folder already held.
-pub(super) fn write_files(dir: &Path, files: &[(String, String)], force: bool) -> anyhow::Result<Vec<String>> {
-    let existing: Vec<&str> =
-        files.iter().map(|(name, _)| name.as_str()).filter(|name| dir.join(name).exists()).collect();
+/// Where the `${VAR}`s came from, by name: the output depends on them, and on the `.env` that
+/// happened to be next to the compose file, and says so.
+pub(super) fn variable_lines(variables: &VariableSources) -> Vec<String> {
+    let mut by_source: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, source) in &variables.found {
+        let source = source.as_ref().map_or_else(|| "the process environment".to_owned(), Clone::clone);
+        by_source.entry(source).or_default().push(name);
+    }
+    let mut lines: Vec<String> = by_source
+        .into_iter()
+        .map(|(source, names)| format!("${{VAR}} interpolated at import time from {source}: {}", names.join(", ")))
+        .collect();
+    if !variables.missing.is_empty() {
+        let names: Vec<&str> = variables.missing.iter().map(String::as_str).collect();
+        lines.push(format!("${{VAR}} set nowhere at import time (empty or their default): {}", names.join(", ")));
+    }
+    lines
+}
+
+/// Writes the manifests and the copied config files into `dir`, refusing (exit 1) to overwrite
+/// any unless `force`. Returns the other manifests the folder already held.
+pub(super) fn write_files(
+    dir: &Path,
+    files: &[(String, String)],
+    copies: &[Copied],
+    force: bool,
+) -> anyhow::Result<Vec<String>> {
+    let all: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, text)| (name.as_str(), text.as_bytes()))
+        .chain(copies.iter().map(|c| (c.to.as_str(), c.content.as_slice())))
+        .collect();
+    let existing: Vec<&str> = all.iter().map(|(name, _)| *name).filter(|name| dir.join(name).exists()).collect();
     if !existing.is_empty() && !force {
         let (what, it) = if existing.len() == 1 { ("a file", "it") } else { ("files", "them") };
         return Err(CheckError(format!(
@@ -220,9 +277,11 @@ pub(super) fn write_files(dir: &Path, files: &[(String, String)], force: bool) -
         ))
         .into());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for (name, text) in files {
+    for (name, content) in all {
         let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
         let mut options = std::fs::OpenOptions::new();
         options.write(true);
         if force {
@@ -231,8 +290,7 @@ pub(super) fn write_files(dir: &Path, files: &[(String, String)], force: bool) -
             options.create_new(true);
         }
         let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::io::Write::write_all(&mut file, content).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let ours: BTreeSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
     let mut others: Vec<String> = std::fs::read_dir(dir)
@@ -248,8 +306,8 @@ pub(super) fn write_files(dir: &Path, files: &[(String, String)], force: bool) -
     Ok(others)
 }
 
-/// The summary on stderr: what was imported, the secrets to create, the count of warnings and
-/// what to do next.
+/// The summary on stderr: what was imported, the config files copied, the secrets to create,
+/// where the variables came from, the count of warnings and what to do next.
 pub(super) fn summary(import: &Import, findings: &[Finding], shown: &str, dir: &Path, written: Option<&[String]>) {
     let names: Vec<&str> = import.services.iter().map(|s| s.name.as_str()).collect();
     let plural = if names.len() == 1 { "" } else { "s" };
@@ -266,6 +324,10 @@ pub(super) fn summary(import: &Import, findings: &[Finding], shown: &str, dir: &
             "wrote {shown_dir}/: stack.yaml, {}",
             import.services.iter().map(|s| s.file.as_str()).collect::<Vec<_>>().join(", ")
         );
+        if !import.copies.is_empty() {
+            let copies: Vec<String> = import.copies.iter().map(|c| format!("{} -> {}", c.from, c.to)).collect();
+            eprintln!("copied config files (listed under `files`): {}", copies.join(", "));
+        }
         if !others.is_empty() {
             eprintln!(
                 "warning: {shown_dir} also holds {}, not from this import: the controller loads every *.yaml of the \
@@ -273,15 +335,28 @@ pub(super) fn summary(import: &Import, findings: &[Finding], shown: &str, dir: &
                 others.join(", ")
             );
         }
-    }
-    let secrets: Vec<&SecretHint> = import.services.iter().flat_map(|s| &s.secrets).collect();
-    if !secrets.is_empty() {
-        eprintln!("secrets (values are never imported): create each file on the controller's host:");
-        let width = secrets.iter().map(|s| s.service.len() + s.key.len()).max().unwrap_or(0);
-        for s in secrets {
-            let path = format!("{}/{}", s.service, s.key);
-            eprintln!("  <--secrets-dir>/{path:<width$}   ({} of {})", s.variable, s.service, width = width + 1);
+    } else if !import.copies.is_empty() {
+        eprintln!("config files the manifests list under `files` (not copied with --stdout): copy each yourself:");
+        for c in &import.copies {
+            eprintln!("  {} -> {shown_dir}/{}", c.from, c.to);
         }
+    }
+    if !import.secrets.is_empty() {
+        eprintln!("secrets (values are never imported): create each file on the controller's host:");
+        let width = import.secrets.iter().map(|s| s.key.len()).max().unwrap_or(0) + import.stack.len() + 1;
+        for s in &import.secrets {
+            let path = format!("{}/{}", import.stack, s.key);
+            eprintln!("  <--secrets-dir>/{path:<width$}   {} (read by {})", s.holds, s.users.join(", "));
+        }
+    }
+    for line in variable_lines(&import.variables) {
+        eprintln!("{line}");
+    }
+    if !import.variables.found.is_empty() || !import.variables.missing.is_empty() {
+        eprintln!(
+            "  (the manifests hold these values: another .env or environment gives other manifests; --env-file \
+             FILE names the file explicitly)"
+        );
     }
     let warnings = findings.iter().filter(|f| f.level == Level::Warning).count();
     let notes = findings.len() - warnings;

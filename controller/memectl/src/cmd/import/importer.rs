@@ -12,9 +12,11 @@ use meme_api::v1alpha1::{NetworkSpec, VolumeSpec};
 
 use super::convert::{dns_label, parse_compose_bytes, parse_go_duration, shell_split};
 use super::interpolate::{Environment, Interpolated, interpolate};
-pub(super) use super::model::{Finding, Health, Import, Level, Mount, Port, SecretHint, Service, Spec};
+pub(super) use super::model::{
+    Copied, Finding, Health, Import, Level, Mount, Port, SecretHint, Service, SharedSecret, Spec, VariableSources,
+};
 use super::node::Node;
-use super::secrets::is_secret_name;
+use super::secrets::{SecretId, credential_in, credential_in_command, is_secret_name};
 
 /// Walks the compose tree, mapping what the manifests can express and reporting the rest.
 pub(super) struct Importer<'a> {
@@ -34,6 +36,16 @@ pub(super) struct Importer<'a> {
     pub(super) stack_networks: Vec<NetworkSpec>,
     /// The compose project name (what `docker compose` calls the project).
     pub(super) project: String,
+    /// The stack's name: the name of its secret too.
+    pub(super) stack: String,
+    /// Which key each secret value got.
+    pub(super) secret_ids: Vec<(SecretId, String)>,
+    /// The keys of the stack's secret.
+    pub(super) shared_secrets: BTreeMap<String, SharedSecret>,
+    /// Config files copied for `files`, by their path in the manifests folder.
+    pub(super) copies: BTreeMap<String, Copied>,
+    /// Where interpolated variables came from.
+    pub(super) variables: VariableSources,
 }
 
 impl<'a> Importer<'a> {
@@ -50,6 +62,11 @@ impl<'a> Importer<'a> {
             stack_volumes: Vec::new(),
             stack_networks: Vec::new(),
             project: String::new(),
+            stack: String::new(),
+            secret_ids: Vec::new(),
+            shared_secrets: BTreeMap::new(),
+            copies: BTreeMap::new(),
+            variables: VariableSources::default(),
         }
     }
 
@@ -64,6 +81,18 @@ impl<'a> Importer<'a> {
 
     pub(super) fn note(&mut self, path: &str, message: impl Into<String>) {
         self.finding(Level::Note, path, message);
+    }
+
+    /// A credential written in clear where it cannot become a secret: the import stops.
+    pub(super) fn stop(&mut self, path: &str, what: &str) {
+        self.finding(
+            Level::Error,
+            path,
+            format!(
+                "holds {what} written in clear: the import stops so that it never reaches git; pass it to the \
+                 program as an environment variable instead (the import makes that a secretKeyRef)"
+            ),
+        );
     }
 
     pub(super) fn import(&mut self, root: &Node, stack_flag: Option<&str>, dir_name: &str) -> anyhow::Result<Import> {
@@ -97,6 +126,7 @@ impl<'a> Importer<'a> {
                 stack
             }
         };
+        self.stack.clone_from(&stack);
 
         for (key, _) in entries {
             match key.as_str() {
@@ -182,6 +212,9 @@ impl<'a> Importer<'a> {
             networks: std::mem::take(&mut self.stack_networks),
             volumes: std::mem::take(&mut self.stack_volumes),
             services: imported,
+            secrets: std::mem::take(&mut self.shared_secrets).into_values().collect(),
+            copies: std::mem::take(&mut self.copies).into_values().collect(),
+            variables: std::mem::take(&mut self.variables),
         })
     }
 
@@ -215,6 +248,10 @@ impl<'a> Importer<'a> {
                     );
                     return Some(s.clone());
                 }
+                if let Some(what) = credential_in(&result.value) {
+                    self.stop(path, what);
+                    return None;
+                }
                 Some(result.value)
             }
             Node::Seq(_) | Node::Map(_) => {
@@ -228,6 +265,9 @@ impl<'a> Importer<'a> {
     pub(super) fn interpolated(&mut self, text: &str, path: &str) -> Interpolated {
         let env = self.env;
         let result = interpolate(text, &|name| env.get(name));
+        for name in &result.vars {
+            self.record_variable(name);
+        }
         for name in result.missing.iter().collect::<BTreeSet<_>>() {
             self.warn(path, format!("variable {name} is not set: substituted an empty string (as compose does)"));
         }
@@ -235,6 +275,19 @@ impl<'a> Importer<'a> {
             self.warn(path, error.clone());
         }
         result
+    }
+
+    /// Remembers where a variable used at import time came from (for the summary and the
+    /// Stack's comment: the output must not depend on a `.env` without saying so).
+    pub(super) fn record_variable(&mut self, name: &str) {
+        match self.env.source(name) {
+            Some(source) => {
+                self.variables.found.insert(name.to_owned(), source);
+            }
+            None => {
+                self.variables.missing.insert(name.to_owned());
+            }
+        }
     }
 
     pub(super) fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
@@ -312,19 +365,29 @@ impl<'a> Importer<'a> {
 
     /// `command`/`entrypoint`: a list as is, a string split like a shell would (no shell runs).
     pub(super) fn command(&mut self, node: &Node, path: &str) -> Option<Vec<String>> {
-        match node {
-            Node::Null => None,
-            Node::Seq(_) => Some(self.strings(node, path)),
+        let words = match node {
+            Node::Null => return None,
+            Node::Seq(_) => self.strings(node, path),
             _ => {
                 let text = self.scalar(node, path)?;
                 match shell_split(&text) {
-                    Ok(words) => Some(words),
+                    Ok(words) => words,
                     Err(why) => {
                         self.warn(path, format!("{why}: split at whitespace"));
-                        Some(text.split_whitespace().map(str::to_owned).collect())
+                        text.split_whitespace().map(str::to_owned).collect()
                     }
                 }
             }
+        };
+        self.check_command(&words, path, node);
+        Some(words)
+    }
+
+    /// Stops the import when a command holds a password in clear (`--requirepass hunter2`).
+    pub(super) fn check_command(&mut self, words: &[String], path: &str, node: &Node) {
+        if let Some((i, what)) = credential_in_command(words) {
+            let at = if matches!(node, Node::Seq(_)) { format!("{path}[{i}]") } else { path.to_owned() };
+            self.stop(&at, &what);
         }
     }
 
@@ -467,7 +530,7 @@ impl<'a> Importer<'a> {
                 "env_file" => self.env_file(value, &path),
                 "ports" => self.ports(value, &path, &mut spec.ports),
                 "expose" => self.expose(value, &path, &mut spec.ports),
-                "volumes" => self.volumes(value, &path, name, &mut spec.volume_mounts),
+                "volumes" => self.volumes(value, &path, name, &mut spec.volume_mounts, &mut spec.files),
                 "networks" => self.service_networks(value, &path, &mut spec.networks),
                 "depends_on" => self.depends_on(value, &path, &mut spec.depends_on),
                 "links" => self.links(value, &path, &mut spec.depends_on),
@@ -584,13 +647,26 @@ impl<'a> Importer<'a> {
         if !spec.recreate
             && let Some(m) = spec.volume_mounts.iter().find(|m| !m.read_only)
         {
+            // Compose stops the old container before it starts the new one; a rolling update
+            // would run both on the volume at once, which a single-writer store (Redis, MinIO,
+            // a database) does not survive.
+            spec.recreate = true;
             let volume = m.volume.clone();
             self.note(
                 &format!("{base}.volumes"),
                 format!(
-                    "strategy RollingUpdate starts the new container beside the old one on volume {volume:?}; for a \
-                     single-writer store (a database) set `strategy: {{type: Recreate}}`"
+                    "mounts volume {volume:?} read-write: strategy Recreate, a single writer (the old container \
+                     stops before the new one starts, as with compose; two containers writing one store can \
+                     corrupt it); set `strategy: {{type: RollingUpdate}}` if it tolerates two"
                 ),
+            );
+        }
+        if spec.read_only && !spec.files.is_empty() {
+            spec.read_only = false;
+            self.warn(
+                &format!("{base}.read_only"),
+                "not kept: the controller copies `files` into the container before it starts, which a read-only \
+                 root filesystem refuses; mount the config from a volume instead if read_only matters more",
             );
         }
         (spec, secrets)

@@ -8,13 +8,18 @@ use anyhow::Context as _;
 
 /// Where `${VAR}` takes its values: the process environment, then the env files.
 pub(super) struct Environment {
-    pub(super) file_vars: BTreeMap<String, String>,
+    /// Variable → (value, the file that set it, as shown).
+    pub(super) file_vars: BTreeMap<String, (String, String)>,
+    /// The env files read, as shown; `implicit` when it is the `.env` next to the compose file,
+    /// read because it happened to be there (as compose does).
+    pub(super) files: Vec<String>,
+    pub(super) implicit: bool,
 }
 
 impl Environment {
     /// The `--env-file`s if any were given, else `.env` next to the compose file if it exists.
     pub(super) fn load(compose: &Path, env_files: &[PathBuf]) -> anyhow::Result<Self> {
-        let mut env = Self { file_vars: BTreeMap::new() };
+        let mut env = Self { file_vars: BTreeMap::new(), files: Vec::new(), implicit: env_files.is_empty() };
         let default_file = compose.parent().unwrap_or(Path::new("")).join(".env");
         let files: Vec<PathBuf> = if env_files.is_empty() {
             if default_file.is_file() { vec![default_file] } else { Vec::new() }
@@ -24,13 +29,24 @@ impl Environment {
         for file in files {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let vars = parse_dotenv(&text, &|name| env.get(name));
-            env.file_vars.extend(vars);
+            let shown = file.display().to_string();
+            env.file_vars.extend(vars.into_iter().map(|(k, v)| (k, (v, shown.clone()))));
+            env.files.push(shown);
         }
         Ok(env)
     }
 
     pub(super) fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().or_else(|| self.file_vars.get(name).cloned())
+        std::env::var(name).ok().or_else(|| self.file_vars.get(name).map(|(v, _)| v.clone()))
+    }
+
+    /// Where `name` is set: `Some(None)` in the process environment, `Some(Some(file))` in an
+    /// env file, `None` nowhere.
+    pub(super) fn source(&self, name: &str) -> Option<Option<String>> {
+        if std::env::var_os(name).is_some() {
+            return Some(None);
+        }
+        self.file_vars.get(name).map(|(_, file)| Some(file.clone()))
     }
 }
 

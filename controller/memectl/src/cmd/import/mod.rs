@@ -5,11 +5,16 @@
 //!
 //! The import is lenient and loud: the compose file is read into a generic, order-preserving
 //! `Node` tree, every key the manifests can express is mapped, and every key they cannot is
-//! reported as a warning at its `file:line:col` (never dropped silently). `${VAR}` interpolation
-//! follows compose: the process environment first, then `.env` next to the file (or the
-//! `--env-file`s). Secrets never reach the output: an environment variable whose name looks
-//! secret (or whose value interpolates such a variable) becomes a `secretKeyRef` to
-//! `<--secrets-dir>/<service>/<key>`, and its value is not even interpolated.
+//! reported as a warning at its `file:line:col` (never dropped silently). The output behaves like
+//! the compose stack: a bind-mounted config file is copied next to the manifests as `files`; a
+//! service writing a named volume is `Recreate` (one writer, as compose runs it).
+//!
+//! `${VAR}` interpolation follows compose: the process environment first, then `.env` next to
+//! the file (or the `--env-file`s); which variables came from where is said, and recorded in the
+//! Stack's comments. Secrets never reach the output: a variable whose name looks secret, whose
+//! value interpolates such a variable or holds a credential (a URL's password, a DSN's
+//! `password=`) becomes a `secretKeyRef` to `<--secrets-dir>/<stack>/<key>` (one key per value,
+//! shared by every service using it); a credential written anywhere else stops the import.
 //!
 //! The generated manifests are then loaded with [`meme_api::load`], exactly as the controller
 //! would load them: they are written only when they validate (exit 0), else the diagnostics are
@@ -32,10 +37,10 @@ use anyhow::Context as _;
 use meme_api::ManifestTree;
 use meme_api::units::Duration;
 
-use crate::cli::Outcome;
+use crate::cli::{CheckError, Outcome};
 use crate::output;
-use emit::{render, summary, write_files};
-use importer::Importer;
+use emit::{render, schema_dir, summary, write_files};
+use importer::{Importer, Level};
 use interpolate::Environment;
 use node::parse_compose;
 
@@ -66,11 +71,14 @@ enum Source {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Every compose key the manifests cannot express is reported as a warning with its file:line:col.
-Environment variables whose name looks secret (*PASSWORD*, *SECRET*, *TOKEN*, *_KEY, *ACCESS_KEY*)
-become secretKeyRefs and their values are never written or printed: put each value in the file
-the summary names, on the controller's host. The result is validated like `memectl validate`
-does: exit 0 when it is valid, 1 when it is not (nothing is written unless --force) or when a
-file exists (unless --force), 2 when the compose file cannot be read.")]
+Environment variables whose name looks secret (*PASSWORD*, *SECRET*, *TOKEN*, *_KEY, *ACCESS_KEY*),
+or whose value holds a credential (postgres://user:password@db, password=...), become
+secretKeyRefs to one secret of the stack, and their values are never written or printed: put
+each value in the file the summary names, on the controller's host. A credential in a command or
+a label stops the import (exit 1). Bind-mounted config files next to the compose file are copied
+into the manifests folder under files/ and listed under `files`. The result is validated like
+`memectl validate` does: exit 0 when it is valid, 1 when it is not (nothing is written unless
+--force) or when a file exists (unless --force), 2 when the compose file cannot be read.")]
 pub struct ComposeArgs {
     /// The compose file (docker-compose.yml, compose.yaml, ...).
     #[arg(value_name = "FILE")]
@@ -121,21 +129,41 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<Outcome> {
     let import = importer.import(&document.root, args.stack.as_deref(), &dir_name)?;
     let mut findings = importer.findings;
     findings.sort_by_key(|f| (f.pos.line, f.pos.column));
+    if env.implicit && !env.files.is_empty() {
+        eprintln!(
+            "note: read {} for ${{VAR}} interpolation, as compose does: the manifests depend on it (see the summary); \
+             --env-file FILE names the file explicitly",
+            env.files.join(", ")
+        );
+    }
+    for finding in &findings {
+        eprintln!("{}", finding.display(&shown));
+    }
+    let stops = findings.iter().filter(|f| f.level == Level::Error).count();
+    if stops > 0 {
+        return Err(CheckError(format!(
+            "{shown}: {stops} credential{} written in clear outside environment variables (above): nothing written; \
+             move {} into environment variables, which become secrets",
+            if stops == 1 { "" } else { "s" },
+            if stops == 1 { "it" } else { "them" }
+        ))
+        .into());
+    }
 
     let out_dir = match &args.output_dir {
         Some(dir) => dir.clone(),
         None => Path::new(crate::repo::DEFAULT_PATH).join(&import.stack),
     };
     let root = if args.stdout { "(stdout)".to_owned() } else { out_dir.display().to_string() };
-    let files = render(&import, &shown)?;
+    let files = render(&import, &shown, schema_dir(&out_dir).as_deref())?;
     let mut tree = ManifestTree::new(root.clone());
     for (name, content) in &files {
         tree.files.insert(name.clone(), content.clone().into_bytes().into());
     }
-
-    for finding in &findings {
-        eprintln!("{}", finding.display(&shown));
+    for copied in &import.copies {
+        tree.files.insert(copied.to.clone(), copied.content.clone().into());
     }
+
     let valid = match meme_api::load(&tree) {
         Ok(set) => {
             eprint!("{}", set.warnings);
@@ -164,7 +192,7 @@ fn compose(args: &ComposeArgs) -> anyhow::Result<Outcome> {
         output::print(&stream)?;
         None
     } else {
-        Some(write_files(&out_dir, &files, args.force)?)
+        Some(write_files(&out_dir, &files, &import.copies, args.force)?)
     };
     summary(&import, &findings, &shown, &out_dir, written.as_deref());
     Ok(if valid { Outcome::Success } else { Outcome::CheckFailed })

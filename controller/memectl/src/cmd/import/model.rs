@@ -9,6 +9,8 @@ use meme_api::v1alpha1::{EnvVar, ImagePullPolicy, NetworkSpec, ResourceLimits, R
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Level {
+    /// The import stops: nothing is written.
+    Error,
     Warning,
     Note,
 }
@@ -25,6 +27,7 @@ pub(super) struct Finding {
 impl Finding {
     pub(super) fn display(&self, file: &str) -> String {
         let level = match self.level {
+            Level::Error => "error",
             Level::Warning => "warning",
             Level::Note => "note",
         };
@@ -38,6 +41,35 @@ pub(super) struct SecretHint {
     pub(super) service: String,
     pub(super) variable: String,
     pub(super) key: String,
+}
+
+/// One key of the stack's secret, and who uses it.
+#[derive(Clone, Debug)]
+pub(super) struct SharedSecret {
+    pub(super) key: String,
+    /// What to put in the file (`the value of ${MINIO_ROOT_PASSWORD}`), never the value.
+    pub(super) holds: String,
+    /// `VAR of service`, for each variable that reads it.
+    pub(super) users: Vec<String>,
+}
+
+/// A config file of the compose project copied into the manifests folder for `files`.
+#[derive(Clone, Debug)]
+pub(super) struct Copied {
+    /// Where it was, as the compose file names it (`./caddy/Caddyfile`).
+    pub(super) from: String,
+    /// Its path in the manifests folder (`files/caddy/Caddyfile`).
+    pub(super) to: String,
+    pub(super) content: Vec<u8>,
+}
+
+/// Where the `${VAR}`s interpolated at import time came from (names only).
+#[derive(Clone, Debug, Default)]
+pub(super) struct VariableSources {
+    /// Variable → the env file that set it (`.env`), or `None` for the process environment.
+    pub(super) found: BTreeMap<String, Option<String>>,
+    /// Variables referenced and set nowhere.
+    pub(super) missing: std::collections::BTreeSet<String>,
 }
 
 /// One imported service.
@@ -72,6 +104,8 @@ pub(super) struct Spec {
     pub(super) stop_grace_period: Option<Duration>,
     pub(super) image_pull_policy: Option<ImagePullPolicy>,
     pub(super) labels: BTreeMap<String, String>,
+    /// `(path in the container, source in the manifests folder)`.
+    pub(super) files: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,4 +139,10 @@ pub(super) struct Import {
     pub(super) networks: Vec<NetworkSpec>,
     pub(super) volumes: Vec<VolumeSpec>,
     pub(super) services: Vec<Service>,
+    /// The keys of the stack's secret (named after the stack), by key.
+    pub(super) secrets: Vec<SharedSecret>,
+    /// Config files to write next to the manifests.
+    pub(super) copies: Vec<Copied>,
+    /// Where interpolated variables came from.
+    pub(super) variables: VariableSources,
 }

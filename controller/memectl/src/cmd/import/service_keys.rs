@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use meme_api::units::Duration;
 use meme_api::v1alpha1::ImagePullPolicy;
 
+use super::convert::shell_split;
 use super::importer::{Health, Importer, Spec};
 use super::node::Node;
 use super::{DOCKER_HEALTH_INTERVAL, DOCKER_HEALTH_RETRIES, DOCKER_HEALTH_TIMEOUT, RESERVED_LABEL_PREFIX};
@@ -174,6 +175,14 @@ impl Importer<'_> {
                 k if k.starts_with("x-") => {}
                 other => self.warn(&key_path, format!("`{other}` is not supported: ignored")),
             }
+        }
+        if let Some(words) = &exec {
+            // A shell command is checked word by word, as the shell will see it.
+            let words = match words.as_slice() {
+                [sh, c, command] if sh == "/bin/sh" && c == "-c" => shell_split(command).unwrap_or_default(),
+                _ => words.clone(),
+            };
+            self.check_command(&words, &format!("{path}.test"), &Node::Null);
         }
         if disabled {
             self.note(
