@@ -147,6 +147,13 @@ impl Importer<'_> {
         let secret = self.stack.clone();
         let holds = match &id {
             SecretId::Variable(var) => format!("the value of ${{{var}}}"),
+            // The template is shown when it holds no credential itself (the password is a
+            // `${VAR}`): then it says exactly what to write.
+            SecretId::Text { name, raw }
+                if !is_secret_name(name) && raw.contains('$') && credential_in(raw).is_none() =>
+            {
+                format!("{raw} with its variables' values")
+            }
             SecretId::Text { name, .. } => format!("the value of {name} as the compose file sets it"),
         };
         let shared = self.shared_secrets.entry(key.clone()).or_insert_with(|| SharedSecret {
