@@ -1,11 +1,12 @@
-//! What every reconcile shares: the engine, the desired state in force, readiness verdicts,
-//! the status being reported, the events ring and per-service rollout memory.
+//! What every reconcile shares: the engine, the desired state in force, the status being
+//! reported, the events ring, and the memories the reconciler keeps (per service in
+//! [`ServiceMemories`]; per container in readiness, rotation and reload).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meme_api::status::{ControllerStatus, ServiceStatus};
 
@@ -13,6 +14,7 @@ use crate::docker::Engine;
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::reconcile::desired::DesiredState;
+use crate::reconcile::memory::ServiceMemories;
 use crate::reconcile::readiness::ReadinessCache;
 use crate::reconcile::reload::Reloads;
 use crate::reconcile::rotation::Rotations;
@@ -28,17 +30,6 @@ pub struct Config {
     pub resync: Duration,
     /// Where state that must survive a restart is kept (the suspension marker).
     pub state_dir: PathBuf,
-}
-
-/// A failed rollout of one spec (and files), not retried before `retry_at`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RolloutBlock {
-    /// The identity (spec and files hash) whose rollout failed.
-    pub spec_hash: String,
-    /// When it may be tried again.
-    pub retry_at: Instant,
-    /// Consecutive failures, for the backoff.
-    pub failures: u32,
 }
 
 /// Shared state of the controller.
@@ -58,15 +49,13 @@ pub struct Context {
     pub events: Events,
     /// The status served to operators.
     pub status: RwLock<ControllerStatus>,
-    /// Failed rollouts by service.
-    pub rollouts: Mutex<HashMap<String, RolloutBlock>>,
+    /// What is remembered per service: failed rollouts, restarts, failed reloads.
+    pub services: ServiceMemories,
     /// Networks and volumes known to exist.
     pub ensured: Mutex<HashSet<String>>,
     /// Serializes creating networks and volumes: two services sharing a network must not
     /// race to create it (API 1.41 lets two networks share a name).
     pub ensure_lock: tokio::sync::Mutex<()>,
-    /// Container deaths seen per service (restarts).
-    pub restarts: Mutex<HashMap<String, u64>>,
     /// Containers the controller is stopping: their `die` events are not restarts.
     pub stopping: Mutex<HashSet<String>>,
     /// Prometheus metrics.
@@ -95,10 +84,9 @@ impl Context {
             reloads,
             events: Events::default(),
             status: RwLock::new(ControllerStatus::default()),
-            rollouts: Mutex::new(HashMap::new()),
+            services: ServiceMemories::default(),
             ensured: Mutex::new(HashSet::new()),
             ensure_lock: tokio::sync::Mutex::new(()),
-            restarts: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashSet::new()),
             metrics: Metrics::new(),
             engine_answered: AtomicBool::new(false),

@@ -91,7 +91,7 @@ impl Host {
     fn apply(&mut self, plan: &Plan) {
         for step in &plan.steps {
             match &step.action {
-                Action::Create { slot } => self.create(*slot),
+                Action::Create { slot, .. } => self.create(*slot),
                 Action::Admit { id } => self.find(id).rotation = Rotation::In,
                 Action::Evict { id } => self.find(id).rotation = Rotation::Out,
                 Action::Reload { .. } => {}

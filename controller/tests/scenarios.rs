@@ -9,10 +9,10 @@ mod fixtures;
 use std::time::Duration;
 
 use fixtures::{Harness, TestService, TestStack};
-use meme_api::status::SyncStatus;
-use meme_controller::docker::DockerHealth;
+use meme_api::status::{ConditionStatus, ConditionType, Phase, SyncStatus};
 use meme_controller::docker::fake::{Call, FakeImage};
-use meme_controller::runtime::Signal;
+use meme_controller::docker::{DockerHealth, EngineError};
+use meme_controller::runtime::{Signal, Trigger};
 
 #[tokio::test]
 async fn a_failed_pull_should_keep_the_old_version_running() {
@@ -26,11 +26,15 @@ async fn a_failed_pull_should_keep_the_old_version_running() {
     // Recreate stops first, but only once the new image is at hand.
     h.fake.unpublish("app:2");
     h.apply(&TestStack::new().with_service(TestService::new("web").image("app:2").recreate())).await;
-    h.wait_until("the pull failed", |h| h.reason("web").as_deref() == Some("ImagePullFailed")).await;
-    assert_eq!(h.phase("web"), "Degraded");
+    // The registry says the image does not exist: that needs a human (Stalled), unlike an
+    // outage, which is retried.
+    h.wait_until("the pull failed", |h| h.reason("web").as_deref() == Some("ImageMissing")).await;
+    assert_eq!(h.phase("web"), Some(Phase::Degraded));
+    let stalled = h.service("web").unwrap().conditions.into_iter().find(|c| c.kind == ConditionType::Stalled);
+    assert!(stalled.is_some_and(|c| c.holds()), "{:?}", h.service("web"));
     assert_eq!(h.running("web"), old, "the old container keeps running, untouched");
     assert!(h.calls(Call::Stop).is_empty() && h.calls(Call::Remove).is_empty());
-    assert!(h.events("ImagePullFailed")[0].message.contains("manifest unknown"));
+    assert!(h.events("ImageMissing")[0].message.contains("manifest unknown"));
     h.wait_until("the failure is counted as a pull error", |h| {
         h.metric(r#"meme_reconcile_errors_total{service="web",kind="pull"}"#) >= Some(1.0)
     })
@@ -103,7 +107,7 @@ async fn a_rollout_that_never_gets_ready_should_back_off_and_keep_the_old_versio
     let creates = h.calls(Call::Create).len();
     h.wait_resyncs(5).await;
     assert_eq!(h.calls(Call::Create).len(), creates, "no new attempt during the backoff");
-    assert_eq!(h.phase("web"), "Degraded");
+    assert_eq!(h.phase("web"), Some(Phase::Degraded));
     assert_eq!(h.sync_status(), SyncStatus::Degraded);
 
     // A fix is another spec: it is rolled out at once, not after the backoff.
@@ -147,8 +151,8 @@ async fn sync_status_should_aggregate_the_services_and_the_source() {
     h.remove_secret("db", "password");
     h.apply(&stack.clone().with_service(TestService::new("db").secret_env("db", "password").replicas(2))).await;
     h.wait_until("the stack is Degraded", |h| h.sync_status() == SyncStatus::Degraded).await;
-    assert_eq!(h.phase("db"), "Degraded");
-    assert_eq!(h.phase("web"), "Synced");
+    assert_eq!(h.phase("db"), Some(Phase::Degraded));
+    assert_eq!(h.phase("web"), Some(Phase::Synced));
     h.wait_until("the error is counted as a secret error", |h| {
         h.metric(r#"meme_reconcile_errors_total{service="db",kind="secret"}"#) >= Some(1.0)
     })
@@ -214,4 +218,38 @@ async fn a_container_killed_behind_the_controllers_back_should_be_started_again(
     })
     .await;
     h.stop().await;
+}
+
+#[tokio::test]
+async fn a_registry_outage_should_be_retried_not_stalled_and_an_engine_outage_should_make_ready_unknown() {
+    let h = Harness::start();
+    h.apply(&TestStack::new().with_service(TestService::new("web"))).await;
+    h.wait_synced("web").await;
+
+    // A registry answering 503: Degraded and retried with backoff, never Stalled.
+    h.fake.fail(
+        Call::Pull,
+        EngineError::Pull {
+            image: "app:2".into(),
+            message: "received unexpected HTTP status: 503 Service Unavailable".into(),
+        },
+    );
+    h.apply(&TestStack::new().with_service(TestService::new("web").image("app:2"))).await;
+    h.wait_until("the pull failed", |h| h.reason("web").as_deref() == Some("ImagePullFailed")).await;
+    let web = h.service("web").unwrap();
+    assert!(web.conditions.iter().any(|c| c.kind == ConditionType::Degraded && c.holds()), "{web:?}");
+    assert!(!web.conditions.iter().any(|c| c.kind == ConditionType::Stalled), "an outage needs no human: {web:?}");
+    h.fake.heal(Call::Pull);
+    h.wait_synced("web").await;
+
+    // The engine stops answering: nobody can tell whether web is ready.
+    h.fake.fail(Call::List, EngineError::Unavailable { message: "connection refused".into() });
+    h.signal(Signal::Service("web".into(), Trigger::Manual)).await;
+    h.wait_until("Ready is Unknown", |h| {
+        h.service("web").is_some_and(|s| {
+            s.conditions.iter().any(|c| c.kind == ConditionType::Ready && c.status == ConditionStatus::Unknown)
+        })
+    })
+    .await;
+    h.fake.heal(Call::List);
 }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use meme_api::status::{ControllerStatus, SyncStatus};
+use meme_api::status::{ConditionType, ControllerStatus, SyncStatus};
 use meme_e2e::manifests::{STACK, Service};
 use meme_e2e::{TestEnv, wait_for};
 
@@ -61,7 +61,7 @@ fn status_api_should_report_revisions_services_and_events() {
     assert_eq!((web.desired_replicas, web.ready_replicas, web.updated_replicas), (2, 2, 2));
     assert_eq!(web.containers.len(), 2);
     assert!(web.containers.iter().all(|c| c.ready && c.current && c.revision == head));
-    assert!(web.conditions.iter().any(|c| c.kind == "Ready" && c.status));
+    assert!(web.conditions.iter().any(|c| c.kind == ConditionType::Ready && c.holds()));
     let (code, body) = env.api_get("/api/v1/events").unwrap();
     assert_eq!(code, 200);
     let events: Vec<meme_api::status::Event> = serde_json::from_str(&body).unwrap();
@@ -84,8 +84,8 @@ fn status_api_should_report_revisions_services_and_events() {
     let s = wait_for("Degraded", CONVERGE, || Some(status(&env)).filter(|s| s.sync_status == SyncStatus::Degraded));
     let web = s.services.iter().find(|x| x.name == "web").unwrap();
     assert!(
-        web.conditions.iter().any(|c| c.kind == "Degraded"
-            && c.status
+        web.conditions.iter().any(|c| c.kind == ConditionType::Degraded
+            && c.holds()
             && ["ProgressDeadlineExceeded", "RolloutBackoff"].contains(&c.reason.as_str())),
         "{:?}",
         web.conditions

@@ -89,9 +89,11 @@ fn images_should_be_pulled_with_credentials_and_a_failed_pull_should_keep_the_ol
     assert!(env.event("Pulled", &format!("pulled {repo}:v1")).is_some(), "{:#?}", env.events());
 
     // A tag that does not exist: the pull fails, the old container keeps running, with backoff.
+    // The registry says it does not exist, so the reason is ImageMissing (Stalled: a human must
+    // push it or fix the tag), not an outage.
     env.write_files(&[("web.yaml", &web("v404"))]);
     env.commit("web: a tag that does not exist");
-    env.wait_event("ImagePullFailed", "", Duration::from_secs(30));
+    env.wait_event("ImageMissing", "manifest unknown", Duration::from_secs(30));
     env.wait_checks("drift", 2);
     let now = env.containers(Some("web"));
     assert_eq!(now.len(), 1);
@@ -100,7 +102,7 @@ fn images_should_be_pulled_with_credentials_and_a_failed_pull_should_keep_the_ol
         (v1[0].id.as_str(), "running"),
         "the old version keeps running"
     );
-    let attempts: u32 = env.events().iter().filter(|e| e.reason == "ImagePullFailed").map(|e| e.count).sum();
+    let attempts: u32 = env.events().iter().filter(|e| e.reason == "ImageMissing").map(|e| e.count).sum();
     assert!(attempts <= 6, "{attempts} pull attempts in two resyncs: no backoff");
 
     // The next good tag is pulled and rolled out.

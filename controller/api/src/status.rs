@@ -72,19 +72,217 @@ pub struct SourceStatus {
     pub error_revision: Option<String>,
 }
 
+/// Where a service stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Every desired container exists, runs the desired spec, is ready and in rotation.
+    Synced,
+    /// Work is under way (creating, waiting for readiness or for dependencies).
+    #[default]
+    Progressing,
+    /// A rollout failed, or containers are not ready past their deadline, or a step fails.
+    Degraded,
+}
+
+impl Phase {
+    /// The name as written in JSON and tables.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "Synced",
+            Self::Progressing => "Progressing",
+            Self::Degraded => "Degraded",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of condition a service reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConditionType {
+    /// Every desired container is up to date, ready and in rotation.
+    #[default]
+    Ready,
+    /// Work is under way.
+    Progressing,
+    /// Something failed and is being retried (a rollout, a step), or replicas are not ready
+    /// past their deadline.
+    Degraded,
+    /// It will not progress without a human (a missing secret, an image that does not exist, a
+    /// host port held by something else).
+    Stalled,
+}
+
+impl ConditionType {
+    /// The name as written in JSON.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Progressing => "Progressing",
+            Self::Degraded => "Degraded",
+            Self::Stalled => "Stalled",
+        }
+    }
+}
+
+impl std::fmt::Display for ConditionType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a condition holds: `True`, `False` or `Unknown` (the controller cannot tell, e.g.
+/// the engine does not answer), as in Kubernetes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum ConditionStatus {
+    /// It holds.
+    True,
+    /// It does not.
+    #[default]
+    False,
+    /// Nobody can tell right now.
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// `True` for `true`.
+    #[must_use]
+    pub const fn from_bool(holds: bool) -> Self {
+        if holds { Self::True } else { Self::False }
+    }
+
+    /// Whether it is `True`.
+    #[must_use]
+    pub const fn is_true(self) -> bool {
+        matches!(self, Self::True)
+    }
+
+    /// The name as written in JSON.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::True => "True",
+            Self::False => "False",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ConditionStatus {
+    /// `"True"`, `"False"`, `"Unknown"`, or a boolean as controllers before 0.2 wrote it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Bool(bool),
+            Text(String),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Bool(b) => Ok(Self::from_bool(b)),
+            Wire::Text(t) => match t.as_str() {
+                "True" => Ok(Self::True),
+                "False" => Ok(Self::False),
+                "Unknown" => Ok(Self::Unknown),
+                other => Err(serde::de::Error::custom(format!("unknown condition status {other:?}"))),
+            },
+        }
+    }
+}
+
+/// The reasons a service's phase and conditions give, named as Flux names them: a word a
+/// program can match on, next to a message for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Everything is up to date and ready.
+    Ready,
+    /// Steps are being applied.
+    Reconciling,
+    /// New containers are not ready yet.
+    WaitingForReadiness,
+    /// Creation waits for services named in `dependsOn`.
+    WaitingForDependencies,
+    /// Old containers are being replaced one at a time.
+    RollingUpdate,
+    /// A new container was not ready by `progressDeadline`.
+    ProgressDeadlineExceeded,
+    /// A failed rollout waits for its next attempt.
+    RolloutBackoff,
+    /// A failed rollout is being tried again.
+    RolloutRetrying,
+    /// No manifest names the service any more.
+    Pruned,
+    /// A secret file is missing or unreadable.
+    SecretMissing,
+    /// An image could not be pulled.
+    ImagePullFailed,
+    /// The image does not exist and may not be pulled.
+    ImageMissing,
+    /// A host port is held by something else.
+    PortConflict,
+    /// The engine does not answer.
+    EngineUnavailable,
+    /// Any other failed step.
+    ApplyFailed,
+}
+
+impl Reason {
+    /// The PascalCase word written in conditions and events.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Reconciling => "Reconciling",
+            Self::WaitingForReadiness => "WaitingForReadiness",
+            Self::WaitingForDependencies => "WaitingForDependencies",
+            Self::RollingUpdate => "RollingUpdate",
+            Self::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            Self::RolloutBackoff => "RolloutBackoff",
+            Self::RolloutRetrying => "RolloutRetrying",
+            Self::Pruned => "Pruned",
+            Self::SecretMissing => "SecretMissing",
+            Self::ImagePullFailed => "ImagePullFailed",
+            Self::ImageMissing => "ImageMissing",
+            Self::PortConflict => "PortConflict",
+            Self::EngineUnavailable => "EngineUnavailable",
+            Self::ApplyFailed => "ApplyFailed",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A condition, as in Kubernetes: a type, whether it holds, a PascalCase reason and a message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// `Ready`, `Progressing`, `Degraded`, `Stalled`.
     #[serde(rename = "type")]
-    pub kind: String,
-    /// Whether it holds.
-    pub status: bool,
-    /// PascalCase reason.
+    pub kind: ConditionType,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// PascalCase reason ([`Reason`] for the controller's own; text, so that a newer
+    /// controller's reasons still read).
     pub reason: String,
     /// Human-readable message.
     pub message: String,
+}
+
+impl Condition {
+    /// Whether it holds.
+    #[must_use]
+    pub const fn holds(&self) -> bool {
+        self.status.is_true()
+    }
 }
 
 /// One container of a service.
@@ -129,7 +327,7 @@ pub struct ServiceStatus {
     /// Replicas running the desired spec (ready or not).
     pub updated_replicas: u32,
     /// `Synced`, `Progressing` or `Degraded`.
-    pub phase: String,
+    pub phase: Phase,
     /// The revision whose manifests `phase` and `conditions` were judged against; empty when
     /// unknown. A verdict about an older revision is not one about the applied revision.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -240,5 +438,30 @@ pub mod rfc3339 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SystemTime, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_should_read_and_write_kubernetes_words_and_read_old_booleans() {
+        let c = Condition {
+            kind: ConditionType::Ready,
+            status: ConditionStatus::Unknown,
+            reason: Reason::EngineUnavailable.to_string(),
+            message: "m".into(),
+        };
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(json, r#"{"type":"Ready","status":"Unknown","reason":"EngineUnavailable","message":"m"}"#);
+        assert_eq!(serde_json::from_str::<Condition>(&json).unwrap(), c);
+        let old: Condition =
+            serde_json::from_str(r#"{"type":"Stalled","status":true,"reason":"X","message":""}"#).unwrap();
+        assert_eq!((old.kind, old.status), (ConditionType::Stalled, ConditionStatus::True));
+        assert!(
+            serde_json::from_str::<Condition>(r#"{"type":"Ready","status":"Maybe","reason":"","message":""}"#).is_err()
+        );
+        assert_eq!(serde_json::to_string(&Phase::Degraded).unwrap(), r#""Degraded""#);
     }
 }

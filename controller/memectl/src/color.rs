@@ -1,6 +1,7 @@
 //! Colour for status words (green Synced/True, yellow Progressing, red Degraded/False), only
 //! when stdout is a terminal and `NO_COLOR` is unset or empty (<https://no-color.org>).
 
+use meme_api::status::{ConditionStatus, ConditionType};
 use std::ffi::OsStr;
 use std::io::IsTerminal as _;
 
@@ -83,14 +84,16 @@ pub fn status_color(text: &str) -> Option<Color> {
 }
 
 /// The colour of a condition's status: green when it is good news (Ready true, Degraded
-/// false), red when bad, yellow for work under way (Progressing true).
+/// false), red when bad, yellow for work under way (Progressing true) or not known.
 #[must_use]
-pub fn condition_color(kind: &str, status: bool) -> Option<Color> {
+pub fn condition_color(kind: ConditionType, status: ConditionStatus) -> Option<Color> {
+    use ConditionStatus::{False, True, Unknown};
+    use ConditionType::{Degraded, Progressing, Ready, Stalled};
     match (kind, status) {
-        ("Ready", true) | ("Degraded" | "Stalled", false) => Some(Color::Green),
-        ("Ready", false) | ("Degraded" | "Stalled", true) => Some(Color::Red),
-        ("Progressing", true) => Some(Color::Yellow),
-        _ => None,
+        (Ready, True) | (Degraded | Stalled, False) => Some(Color::Green),
+        (Ready, False) | (Degraded | Stalled, True) => Some(Color::Red),
+        (Progressing, True) | (_, Unknown) => Some(Color::Yellow),
+        (Progressing, False) => None,
     }
 }
 
@@ -120,11 +123,14 @@ mod tests {
 
     #[test]
     fn condition_color_should_follow_polarity() {
-        assert_eq!(condition_color("Ready", true), Some(Color::Green));
-        assert_eq!(condition_color("Ready", false), Some(Color::Red));
-        assert_eq!(condition_color("Degraded", true), Some(Color::Red));
-        assert_eq!(condition_color("Stalled", false), Some(Color::Green));
-        assert_eq!(condition_color("Progressing", true), Some(Color::Yellow));
-        assert_eq!(condition_color("Progressing", false), None);
+        use ConditionStatus::{False, True, Unknown};
+        use ConditionType::{Degraded, Progressing, Ready, Stalled};
+        assert_eq!(condition_color(Ready, True), Some(Color::Green));
+        assert_eq!(condition_color(Ready, False), Some(Color::Red));
+        assert_eq!(condition_color(Ready, Unknown), Some(Color::Yellow));
+        assert_eq!(condition_color(Degraded, True), Some(Color::Red));
+        assert_eq!(condition_color(Stalled, False), Some(Color::Green));
+        assert_eq!(condition_color(Progressing, True), Some(Color::Yellow));
+        assert_eq!(condition_color(Progressing, False), None);
     }
 }

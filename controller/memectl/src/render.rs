@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use meme_api::status::{ControllerStatus, ServiceStatus};
+use meme_api::status::{ConditionType, ControllerStatus, ServiceStatus};
 
 use crate::age;
 use crate::cli::CheckError;
@@ -105,9 +105,9 @@ pub fn service_age(service: &ServiceStatus, now: SystemTime) -> String {
 /// whichever holds first in that order.
 #[must_use]
 pub fn service_message(service: &ServiceStatus) -> &str {
-    ["Stalled", "Degraded", "Progressing"]
+    [ConditionType::Stalled, ConditionType::Degraded, ConditionType::Progressing]
         .iter()
-        .find_map(|kind| service.conditions.iter().find(|c| c.status && c.kind == *kind && !c.message.is_empty()))
+        .find_map(|kind| service.conditions.iter().find(|c| c.holds() && c.kind == *kind && !c.message.is_empty()))
         .map_or("", |c| c.message.as_str())
 }
 
@@ -134,7 +134,7 @@ pub fn services_table(services: &[ServiceStatus], view: &View, wide: bool) -> Ta
             s.ready_replicas.to_string(),
             service_age(s, view.now),
             s.image.clone(),
-            view.paint.status(or_none(&s.phase)),
+            view.paint.status(s.phase.as_str()),
         ];
         if wide {
             row.extend([

@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::docker::{EngineError, ObservedContainer, auth, labels};
 use crate::events::EventType;
 use crate::reconcile::desired::{DesiredState, ResolvedService};
-use crate::reconcile::plan::{Action, Rotation, Step};
+use crate::reconcile::plan::{Action, CreateCause, Rotation, Step, StepEvent};
 use crate::reconcile::reload;
 
 /// How many log lines of a failed container are kept in its event.
@@ -116,7 +116,7 @@ pub async fn apply(
                     ctx.engine.start_container(id).await.map_err(|e| engine(s, e))?;
                     ctx.events.record(
                         EventType::Normal,
-                        s.event,
+                        s.event.as_str(),
                         Some(name),
                         format!("{} at {}", s.reason, short(&state.revision)),
                     );
@@ -126,7 +126,7 @@ pub async fn apply(
             }
             (Action::Start { id }, _) => {
                 ctx.engine.start_container(id).await.map_err(|e| engine(step, e))?;
-                ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone());
+                ctx.events.record(EventType::Normal, step.event.as_str(), Some(name), step.reason.clone());
                 applied.started += 1;
             }
             (Action::Admit { id } | Action::Evict { id }, _) => {
@@ -139,7 +139,7 @@ pub async fn apply(
                     }
                     .map_err(|e| engine(step, e))?;
                     tracing::debug!(container = %container.name, admit, "rotation changed");
-                    ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone());
+                    ctx.events.record(EventType::Normal, step.event.as_str(), Some(name), step.reason.clone());
                     address_changed(ctx, name, container, &moved);
                 }
             }
@@ -152,11 +152,11 @@ pub async fn apply(
                     let Some(container) = containers.get(id.as_str()) else { continue };
                     match reload::reload(ctx, service, container).await {
                         Ok(()) => {
-                            ctx.events.record(EventType::Normal, s.event, Some(name), s.reason.clone());
+                            ctx.events.record(EventType::Normal, s.event.as_str(), Some(name), s.reason.clone());
                             applied.reloaded += 1;
                         }
                         Err(why) => {
-                            ctx.reloads.failed(name, &service.files_hash);
+                            ctx.services.reload_failed(name, &service.files_hash);
                             ctx.events.record(
                                 EventType::Warning,
                                 "ReloadFailed",
@@ -176,7 +176,7 @@ pub async fn apply(
                 i += batch.len();
                 retire(ctx, target, &batch, &containers).await?;
                 for s in batch {
-                    if s.event == "Replaced" {
+                    if s.event == StepEvent::Replaced {
                         applied.replaced += 1;
                     } else {
                         applied.removed += 1;
@@ -191,7 +191,7 @@ pub async fn apply(
                 let creates: Vec<Step> = slots
                     .iter()
                     .map(|&slot| Step {
-                        action: Action::Create { slot },
+                        action: Action::Create { slot, cause: CreateCause::Rollout },
                         reason: step.reason.clone(),
                         event: step.event,
                     })
@@ -215,7 +215,7 @@ pub async fn apply(
                 tracing::debug!(service = name, gap_ms = gap.elapsed().as_millis(), "recreated");
                 ctx.events.record(
                     EventType::Normal,
-                    step.event,
+                    step.event.as_str(),
                     Some(name),
                     format!("{} at {}", step.reason, short(&state.revision)),
                 );
@@ -266,11 +266,11 @@ async fn retire(
         match logs {
             Some(logs) => ctx.events.record(
                 EventType::Warning,
-                step.event,
+                step.event.as_str(),
                 Some(name),
                 format!("{}; last log lines:\n{}", step.reason, logs.trim_end()),
             ),
-            None => ctx.events.record(EventType::Normal, step.event, Some(name), step.reason.clone()),
+            None => ctx.events.record(EventType::Normal, step.event.as_str(), Some(name), step.reason.clone()),
         }
     }
     Ok(())
@@ -377,7 +377,7 @@ async fn create(
     service: &ResolvedService,
     step: &Step,
 ) -> Result<String, ApplyError> {
-    let Action::Create { slot } = step.action else {
+    let Action::Create { slot, .. } = step.action else {
         return Err(engine(step, EngineError::Other { message: "not a create step".to_owned() }));
     };
     let spec = service.container_spec(&state.stack, &state.revision, slot);

@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod desired;
+pub mod memory;
 pub mod plan;
 pub mod readiness;
 pub mod reload;
@@ -12,14 +13,15 @@ pub mod rotation;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use meme_api::status::{Condition, ContainerStatus, ServiceStatus};
+use meme_api::status::{Condition, ConditionStatus, ConditionType, ContainerStatus, ServiceStatus};
 
-use crate::context::{Context, RolloutBlock};
+use crate::context::Context;
 use crate::docker::{EngineError, ObservedContainer, labels};
 use crate::events::EventType;
 use crate::reconcile::apply::{Applied, ApplyError, Target};
 use crate::reconcile::desired::{DesiredService, ResolveError, ResolvedService};
-use crate::reconcile::plan::{Phase, Plan, PlanContext, Replica, RolloutHistory, Rotation};
+use crate::reconcile::plan::{CreateCause, Phase, Plan, PlanContext, Reason, Replica, Rotation};
+use crate::runtime::Trigger;
 
 /// What the runtime should do next with a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,31 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
+    /// The reason the service's status gives for it.
+    #[must_use]
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Observe(_) => Reason::EngineUnavailable,
+            Self::Resolve(_) => Reason::SecretMissing,
+            Self::Apply(ApplyError::ImageMissing { .. }) => Reason::ImageMissing,
+            Self::Apply(e) => match e.engine_error() {
+                Some(EngineError::Pull { message, .. }) if image_does_not_exist(message) => Reason::ImageMissing,
+                Some(EngineError::Pull { .. }) => Reason::ImagePullFailed,
+                Some(EngineError::PortConflict { .. }) => Reason::PortConflict,
+                Some(EngineError::Unavailable { .. }) => Reason::EngineUnavailable,
+                _ => Reason::ApplyFailed,
+            },
+        }
+    }
+
+    /// Whether the service will not progress without a human (`Stalled`): a missing secret, an
+    /// image that does not exist, a host port something else holds. An engine that does not
+    /// answer or a registry error is retried (`Ready=False`/`Unknown`, `Degraded`), not stalled.
+    #[must_use]
+    pub fn stalls(&self) -> bool {
+        matches!(self.reason(), Reason::SecretMissing | Reason::ImageMissing | Reason::PortConflict)
+    }
+
     /// A short, bounded label for metrics.
     #[must_use]
     pub fn kind(&self) -> &'static str {
@@ -71,10 +98,11 @@ pub struct Outcome {
     pub phase: Phase,
 }
 
-/// Backoff before a failed rollout of the same spec is tried again: 10 s, doubling, at most
-/// 5 minutes, so a broken image never loops hot while the old version serves.
-fn rollout_retry_delay(failures: u32) -> Duration {
-    Duration::from_secs(10).saturating_mul(1 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(300))
+/// A registry's answer that the image does not exist (as opposed to an outage): Docker Hub
+/// and the distribution registry say `manifest unknown` or `not found`.
+fn image_does_not_exist(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("manifest unknown") || m.contains("not found") || m.contains("does not exist")
 }
 
 /// Reconciles one service toward the desired state in force.
@@ -82,17 +110,28 @@ fn rollout_retry_delay(failures: u32) -> Duration {
 /// # Errors
 /// The engine failed, a secret is unreadable or a step failed; the runtime retries with backoff.
 #[tracing::instrument(name = "reconcile", skip_all, fields(service = %name, revision, trigger = %trigger))]
-pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Result<Outcome, ReconcileError> {
+pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> Result<Outcome, ReconcileError> {
     // Nothing is ever done (and nothing pruned) before a valid revision is in force.
     let Some(state) = ctx.desired() else {
         return Ok(Outcome { next: Next::AwaitChange, applied: Applied::default(), phase: Phase::Progressing });
     };
     tracing::Span::current().record("revision", apply::short(&state.revision));
-    let observed = ctx
-        .engine
-        .list_containers(&labels::service_filter(&state.stack, name))
-        .await
-        .map_err(ReconcileError::Observe)?;
+    let observed = match ctx.engine.list_containers(&labels::service_filter(&state.stack, name)).await {
+        Ok(observed) => observed,
+        Err(e) => {
+            // Nobody can tell whether it is ready: say so rather than repeat the last verdict.
+            ctx.update_status(|s| {
+                if let Some(service) = s.services.iter_mut().find(|x| x.name == name) {
+                    for c in service.conditions.iter_mut().filter(|c| c.kind == ConditionType::Ready) {
+                        c.status = ConditionStatus::Unknown;
+                        c.reason = Reason::EngineUnavailable.to_string();
+                        c.message = format!("the engine does not answer: {e}");
+                    }
+                }
+            });
+            return Err(ReconcileError::Observe(e));
+        }
+    };
 
     let Some(service) = state.services.get(name) else {
         // Prune: no manifest names it any more. Volumes are never touched.
@@ -101,18 +140,20 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
         let applied = apply::apply(ctx, Target::Pruned(name), &plan.steps, &observed).await?;
         ctx.update_status(|s| s.services.retain(|x| x.name != name));
         ctx.metrics.forget_service(name);
+        ctx.services.forget(name);
         return Ok(Outcome { next: Next::AwaitChange, applied, phase: Phase::Synced });
     };
     let resolved = match state.resolve(service, &ctx.config.secrets_dir) {
         Ok(r) => r,
         Err(e) => {
-            ctx.events.record(EventType::Warning, "SecretMissing", Some(name), e.to_string());
-            set_failed_status(ctx, service, "SecretMissing", &e.to_string());
-            return Err(e.into());
+            let e = ReconcileError::from(e);
+            ctx.events.record(EventType::Warning, e.reason().as_str(), Some(name), e.to_string());
+            set_failed_status(ctx, service, &e);
+            return Err(e);
         }
     };
 
-    let was_synced = ctx.with_status(|s| s.services.iter().any(|x| x.name == name && x.phase == "Synced"));
+    let was_synced = ctx.with_status(|s| s.services.iter().any(|x| x.name == name && x.phase == Phase::Synced));
     let (readiness, rotation) =
         tokio::join!(readiness_of(ctx, service, &resolved, &observed), rotation_of(ctx, name, &observed));
     let rotation = rotation.map_err(ReconcileError::Observe)?;
@@ -125,14 +166,10 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
     let applied = match apply::apply(ctx, Target::Desired(&state, &resolved), &plan.steps, &observed).await {
         Ok(applied) => applied,
         Err(e) => {
-            let reason = match e.engine_error() {
-                Some(EngineError::Pull { .. }) => "ImagePullFailed",
-                Some(EngineError::PortConflict { .. }) => "PortConflict",
-                _ => "ApplyFailed",
-            };
-            ctx.events.record(EventType::Warning, reason, Some(name), e.to_string());
-            record_status(ctx, &resolved, &replicas, &observed, &plan, Some((reason, e.to_string())));
-            return Err(e.into());
+            let e = ReconcileError::from(e);
+            ctx.events.record(EventType::Warning, e.reason().as_str(), Some(name), e.to_string());
+            record_status(ctx, &resolved, &replicas, &observed, &plan, Some(&e));
+            return Err(e);
         }
     };
     record_metrics(ctx, name, &plan, applied, was_synced);
@@ -140,15 +177,15 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: &str) -> Resu
     if plan.rollout_failed {
         block_rollout(ctx, name, &identity);
     } else if plan.phase == Phase::Synced {
-        Context::lock(&ctx.rollouts).remove(name);
+        ctx.services.rollout_succeeded(name);
     }
     record_status(ctx, &resolved, &replicas, &observed, &plan, None);
 
-    let next = match (plan.requeue_after, Context::lock(&ctx.rollouts).get(name)) {
+    let next = match (plan.requeue_after, ctx.services.retry_at(name, &identity)) {
         _ if applied.reload_failed => Next::RequeueAfter(plan::PROGRESS_POLL),
         (Some(d), _) => Next::RequeueAfter(d),
-        (None, Some(block)) if block.spec_hash == identity => {
-            Next::RequeueAfter(block.retry_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)))
+        (None, Some(retry_at)) => {
+            Next::RequeueAfter(retry_at.saturating_duration_since(Instant::now()).max(Duration::from_millis(100)))
         }
         (None, _) if !plan.steps.is_empty() => Next::RequeueAfter(plan::PROGRESS_POLL),
         // Ready containers are probed again every healthCheck.interval: one that stops
@@ -227,7 +264,11 @@ fn record_metrics(ctx: &Context, name: &str, plan: &Plan, applied: Applied, was_
     // service had converged (not a cold start or a scale-up).
     m.drift_corrected(name, "stopped", applied.started);
     if was_synced {
-        let missing = plan.steps.iter().filter(|s| s.reason.ends_with(": missing")).count();
+        let missing = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, plan::Action::Create { cause: CreateCause::Missing, .. }))
+            .count();
         m.drift_corrected(name, "removed", u32::try_from(missing).unwrap_or(u32::MAX));
     }
 }
@@ -301,47 +342,37 @@ fn replicas_of(
 fn plan_context(ctx: &Context, service: &DesiredService, resolved: &ResolvedService) -> PlanContext {
     let unready_dependencies =
         service.deployment.spec.depends_on.iter().filter(|d| !ctx.is_service_ready(d)).cloned().collect();
-    let identity = resolved.identity();
-    let now = Instant::now();
-    let rollout = Context::lock(&ctx.rollouts).get(service.name()).filter(|b| b.spec_hash == identity).map_or_else(
-        RolloutHistory::default,
-        |b| RolloutHistory {
-            failures: b.failures,
-            blocked: now < b.retry_at,
-            retry_in: (now < b.retry_at).then(|| b.retry_at - now),
-        },
-    );
-    let reload_failed = ctx.reloads.has_failed(service.name(), &resolved.files_hash);
+    let rollout = ctx.services.rollout_history(service.name(), &resolved.identity(), Instant::now());
+    let reload_failed = ctx.services.has_reload_failed(service.name(), &resolved.files_hash);
     PlanContext { unready_dependencies, rollout, reload_failed }
 }
 
-fn block_rollout(ctx: &Context, name: &str, spec_hash: &str) {
-    let mut rollouts = Context::lock(&ctx.rollouts);
-    let failures = rollouts.get(name).filter(|b| b.spec_hash == spec_hash).map_or(0, |b| b.failures) + 1;
-    let delay = rollout_retry_delay(failures);
-    rollouts.insert(
-        name.to_owned(),
-        RolloutBlock { spec_hash: spec_hash.to_owned(), retry_at: Instant::now() + delay, failures },
-    );
-    drop(rollouts);
+fn block_rollout(ctx: &Context, name: &str, identity: &str) {
+    let (failures, delay) = ctx.services.rollout_failed(name, identity, Instant::now());
     ctx.events.record(
         EventType::Warning,
-        "RolloutBackoff",
+        Reason::RolloutBackoff.as_str(),
         Some(name),
         format!("rollout failed {failures} time(s); next attempt in {}s", delay.as_secs()),
     );
 }
 
-fn set_failed_status(ctx: &Context, service: &DesiredService, reason: &str, message: &str) {
+fn set_failed_status(ctx: &Context, service: &DesiredService, error: &ReconcileError) {
     let mut status =
         ctx.with_status(|s| s.services.iter().find(|x| x.name == service.name()).cloned()).unwrap_or_default();
     status.name = service.name().to_owned();
     status.image.clone_from(&service.deployment.spec.image);
     status.desired_replicas = service.deployment.spec.replicas;
-    status.phase = "Degraded".into();
+    status.phase = Phase::Degraded;
     status.revision = ctx.revision_of(service);
-    status.conditions =
-        conditions(Phase::Degraded, reason, message, status.ready_replicas, status.desired_replicas, true);
+    status.conditions = conditions(&Verdict {
+        phase: Phase::Degraded,
+        reason: error.reason(),
+        message: &error.to_string(),
+        ready: status.ready_replicas,
+        desired: status.desired_replicas,
+        stalled: error.stalls(),
+    });
     ctx.set_service_status(status);
 }
 
@@ -351,15 +382,15 @@ fn record_status(
     replicas: &[Replica],
     observed: &[ObservedContainer],
     plan: &Plan,
-    error: Option<(&str, String)>,
+    error: Option<&ReconcileError>,
 ) {
     let spec = &resolved.service.deployment.spec;
     let current: Vec<&Replica> = replicas.iter().filter(|r| r.spec_hash == resolved.spec_hash).collect();
     // Like a Kubernetes Deployment: READY counts every ready container (old ones serving during a
     // rollout too); UP-TO-DATE counts those running the desired spec.
     let ready = u32::try_from(replicas.iter().filter(|r| r.ready).count()).unwrap_or(u32::MAX);
-    let (phase, reason, message) = match &error {
-        Some((reason, message)) => (Phase::Degraded, *reason, message.clone()),
+    let (phase, reason, message) = match error {
+        Some(e) => (Phase::Degraded, e.reason(), e.to_string()),
         None => (plan.phase, plan.reason, plan.message.clone()),
     };
     let containers = observed
@@ -385,13 +416,20 @@ fn record_status(
         .find(|c| c.label(labels::SPEC_HASH) == Some(resolved.spec_hash.as_str()))
         .map(|c| c.image_id.clone());
     let name = resolved.service.name().to_owned();
-    let restarts = Context::lock(&ctx.restarts).get(&name).copied().unwrap_or(0);
+    let restarts = ctx.services.restarts(&name);
     let updated = u32::try_from(current.len()).unwrap_or(u32::MAX);
     ctx.metrics.init_service(&name);
     ctx.metrics.replicas(&name, spec.replicas, ready, updated);
     ctx.set_service_status(ServiceStatus {
-        conditions: conditions(phase, reason, &message, ready, spec.replicas, error.is_some()),
-        phase: format!("{phase:?}"),
+        conditions: conditions(&Verdict {
+            phase,
+            reason,
+            message: &message,
+            ready,
+            desired: spec.replicas,
+            stalled: error.is_some_and(ReconcileError::stalls),
+        }),
+        phase,
         revision: ctx.revision_of(&resolved.service),
         name,
         image: spec.image.clone(),
@@ -405,16 +443,29 @@ fn record_status(
     });
 }
 
-/// Ready / Progressing / Degraded / Stalled conditions of a service.
-fn conditions(phase: Phase, reason: &str, message: &str, ready: u32, desired: u32, stalled: bool) -> Vec<Condition> {
-    let cond = |kind: &str, status: bool, reason: &str, message: String| Condition {
-        kind: kind.into(),
-        status,
-        reason: reason.into(),
+/// What the conditions of a service are made from.
+struct Verdict<'a> {
+    phase: Phase,
+    reason: Reason,
+    message: &'a str,
+    ready: u32,
+    desired: u32,
+    /// It will not progress without a human.
+    stalled: bool,
+}
+
+/// Ready / Progressing / Degraded / Stalled conditions of a service. They never contradict
+/// each other: Ready holds only when the service is Synced, and when it does not its message
+/// says why (never "2/2 ready" next to a failed rollout); exactly one of Degraded and Stalled
+/// is reported while the phase is Degraded.
+fn conditions(v: &Verdict<'_>) -> Vec<Condition> {
+    let cond = |kind: ConditionType, holds: bool, reason: &str, message: String| Condition {
+        kind,
+        status: ConditionStatus::from_bool(holds),
+        reason: reason.to_owned(),
         message,
     };
-    // Ready holds only when the service is Synced; when it does not, its message says why, so
-    // that it never reads "2/2 ready" next to a failed rollout.
+    let (phase, reason, message, ready, desired) = (v.phase, v.reason.as_str(), v.message, v.ready, v.desired);
     let is_ready = ready >= desired && phase == Phase::Synced;
     let (ready_reason, ready_message) = if is_ready {
         ("MinimumReplicasAvailable", format!("{ready}/{desired} ready"))
@@ -424,16 +475,17 @@ fn conditions(phase: Phase, reason: &str, message: &str, ready: u32, desired: u3
         ("ReplicasNotReady", format!("{ready}/{desired} containers ready; {message}"))
     };
     let mut out = vec![
-        cond("Ready", is_ready, ready_reason, ready_message),
+        cond(ConditionType::Ready, is_ready, ready_reason, ready_message),
         cond(
-            "Progressing",
+            ConditionType::Progressing,
             phase == Phase::Progressing,
             reason,
             if phase == Phase::Progressing { message.to_owned() } else { String::new() },
         ),
     ];
     if phase == Phase::Degraded {
-        out.push(cond(if stalled { "Stalled" } else { "Degraded" }, true, reason, message.to_owned()));
+        let kind = if v.stalled { ConditionType::Stalled } else { ConditionType::Degraded };
+        out.push(cond(kind, true, reason, message.to_owned()));
     }
     out
 }

@@ -123,6 +123,8 @@ pub enum Action {
     Create {
         /// Replica slot.
         slot: u32,
+        /// Why.
+        cause: CreateCause,
     },
     /// Start a stopped container.
     Start {
@@ -171,8 +173,8 @@ pub struct Step {
     pub action: Action,
     /// Why, for people: `create backend#2: missing`.
     pub reason: String,
-    /// The event reason recorded when the step is done (`Created`, `Replaced`, `Pruned`...).
-    pub event: &'static str,
+    /// The event recorded when the step is done.
+    pub event: StepEvent,
 }
 
 impl fmt::Display for Step {
@@ -181,15 +183,60 @@ impl fmt::Display for Step {
     }
 }
 
-/// Where the service stands after this plan.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Phase {
-    /// Every desired container exists, runs the desired spec and is ready.
-    Synced,
-    /// Work is under way (creating, waiting for readiness or for dependencies).
-    Progressing,
-    /// A rollout failed or containers are not ready past their deadline.
-    Degraded,
+pub use meme_api::status::{Phase, Reason};
+
+/// The event a step records once done (its `reason` in the events API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StepEvent {
+    /// A container was created (and started).
+    Created,
+    /// A stopped container was started.
+    Started,
+    /// An old container was retired for a new spec.
+    Replaced,
+    /// A container was removed because replicas went down.
+    ScaledDown,
+    /// A container was removed because no manifest names its service.
+    Pruned,
+    /// A dead or incomplete container was removed.
+    Removed,
+    /// A new container that never became ready was removed.
+    RolloutFailed,
+    /// A container got its service alias.
+    InRotation,
+    /// A container lost its service alias.
+    OutOfRotation,
+    /// New files were reloaded in place.
+    Reloaded,
+}
+
+impl StepEvent {
+    /// The PascalCase word of the event.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "Created",
+            Self::Started => "Started",
+            Self::Replaced => "Replaced",
+            Self::ScaledDown => "ScaledDown",
+            Self::Pruned => "Pruned",
+            Self::Removed => "Removed",
+            Self::RolloutFailed => "RolloutFailed",
+            Self::InRotation => "InRotation",
+            Self::OutOfRotation => "OutOfRotation",
+            Self::Reloaded => "Reloaded",
+        }
+    }
+}
+
+/// Why a container is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CreateCause {
+    /// It should exist and does not: a cold start, a scale-up, or one removed behind the
+    /// controller's back (drift, once the service had converged).
+    Missing,
+    /// It replaces an older one in a rollout.
+    Rollout,
 }
 
 /// The planner's answer.
@@ -199,8 +246,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// Where the service stands.
     pub phase: Phase,
-    /// Short reason (PascalCase) for the phase.
-    pub reason: &'static str,
+    /// Why the service is in that phase.
+    pub reason: Reason,
     /// Human-readable message.
     pub message: String,
     /// A rollout failed in this plan (its new container is being removed).
@@ -233,13 +280,13 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     let Some(desired) = desired else {
         let steps = observed
             .iter()
-            .map(|r| remove(r, "Pruned", format!("remove {}: no longer in manifests", r.name)))
+            .map(|r| remove(r, StepEvent::Pruned, format!("remove {}: no longer in manifests", r.name)))
             .collect::<Vec<_>>();
         let phase = if steps.is_empty() { Phase::Synced } else { Phase::Progressing };
         return Plan {
             steps,
             phase,
-            reason: "Pruned",
+            reason: Reason::Pruned,
             message: "no longer in manifests".into(),
             rollout_failed: false,
             requeue_after: None,
@@ -251,7 +298,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
 
     // Containers Docker gave up on are removed whatever their spec.
     for r in observed.iter().filter(|r| r.state == ContainerState::Dead) {
-        steps.push(remove(r, "Removed", format!("remove {}: dead", r.name)));
+        steps.push(remove(r, StepEvent::Removed, format!("remove {}: dead", r.name)));
     }
     let live: Vec<&Replica> = observed.iter().filter(|r| r.state != ContainerState::Dead).collect();
     // Current: the desired spec and files. Reloadable: the desired spec, other file contents,
@@ -273,7 +320,11 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     let (incomplete, current): (Vec<&Replica>, Vec<&Replica>) =
         current.into_iter().partition(|r| r.state == ContainerState::Created);
     for r in &incomplete {
-        steps.push(remove(r, "Removed", format!("remove {}: created but never started, so maybe incomplete", r.name)));
+        steps.push(remove(
+            r,
+            StepEvent::Removed,
+            format!("remove {}: created but never started, so maybe incomplete", r.name),
+        ));
     }
 
     let failed: Vec<&Replica> =
@@ -293,7 +344,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         let mut extra: Vec<&Replica> = current.clone();
         extra.sort_by_key(|r| (r.ready, std::cmp::Reverse(r.slot)));
         for r in extra.into_iter().take(current.len() - replicas) {
-            steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to {replicas}", r.name)));
+            steps.push(remove(r, StepEvent::ScaledDown, format!("remove {}: scaled down to {replicas}", r.name)));
             kept_current -= 1;
         }
     }
@@ -303,7 +354,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             steps.push(Step {
                 action: Action::Start { id: r.id.clone() },
                 reason: format!("start {}: {}", r.name, r.state_text()),
-                event: "Started",
+                event: StepEvent::Started,
             });
         }
     }
@@ -313,7 +364,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             steps.push(Step {
                 action: Action::Reload { id: r.id.clone() },
                 reason: format!("reload {}: {}", r.name, change(r, desired)),
-                event: "Reloaded",
+                event: StepEvent::Reloaded,
             });
         }
     }
@@ -331,13 +382,13 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                     desired.progress_deadline.as_secs(),
                     desired.image
                 ),
-                event: "RolloutFailed",
+                event: StepEvent::RolloutFailed,
             });
         }
         return Plan {
             steps: with_rotation(steps, observed),
             phase: Phase::Degraded,
-            reason: "ProgressDeadlineExceeded",
+            reason: Reason::ProgressDeadlineExceeded,
             message: format!(
                 "rollout of {} not ready within {}s; {} old container(s) keep serving",
                 desired.image,
@@ -356,7 +407,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     let deps_wait = |steps: Vec<Step>| Plan {
         steps: with_rotation(steps, observed),
         phase: Phase::Progressing,
-        reason: "WaitingForDependencies",
+        reason: Reason::WaitingForDependencies,
         message: format!("waiting for {} to be ready", ctx.unready_dependencies.join(", ")),
         rollout_failed: false,
         requeue_after: Some(DEPENDENCY_POLL),
@@ -371,9 +422,9 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
             }
             for slot in free_slots().take(missing) {
                 steps.push(Step {
-                    action: Action::Create { slot },
+                    action: Action::Create { slot, cause: CreateCause::Missing },
                     reason: format!("create {svc}#{slot}: missing"),
-                    event: "Created",
+                    event: StepEvent::Created,
                 });
             }
         }
@@ -383,7 +434,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     // A rollout: old containers exist.
     if replicas == 0 {
         for r in &old {
-            steps.push(remove(r, "ScaledDown", format!("remove {}: scaled down to 0", r.name)));
+            steps.push(remove(r, StepEvent::ScaledDown, format!("remove {}: scaled down to 0", r.name)));
         }
         return settle(desired, with_rotation(steps, observed), &ready, &starting, &failed, replicas, ctx);
     }
@@ -391,7 +442,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     for r in old.iter().filter(|r| !r.is_serving()) {
         steps.push(remove(
             r,
-            "Replaced",
+            StepEvent::Replaced,
             format!("remove {}: {} and replaced by {}", r.name, r.state_text(), change(r, desired)),
         ));
     }
@@ -402,7 +453,7 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
         return Plan {
             steps: with_rotation(steps, observed),
             phase: Phase::Degraded,
-            reason: "RolloutBackoff",
+            reason: Reason::RolloutBackoff,
             message: format!(
                 "rollout of {} failed {} time(s); the old version keeps serving{next}",
                 desired.image, ctx.rollout.failures
@@ -441,16 +492,16 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                         "replace {}: Recreate, new container created before the old one stops",
                         names.join(", ")
                     ),
-                    event: "Replaced",
+                    event: StepEvent::Replaced,
                 });
             } else {
                 let missing = replicas.saturating_sub(kept_current);
                 if missing > 0 && ctx.unready_dependencies.is_empty() {
                     for slot in free_slots().take(missing) {
                         steps.push(Step {
-                            action: Action::Create { slot },
+                            action: Action::Create { slot, cause: CreateCause::Rollout },
                             reason: format!("create {svc}#{slot}: {}", desired.image),
-                            event: "Created",
+                            event: StepEvent::Created,
                         });
                     }
                 }
@@ -464,7 +515,11 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                     retire.sort_by_key(|r| (r.ready, r.slot));
                     let surplus = ready.len() + old_serving.len() - replicas;
                     for r in retire.into_iter().take(surplus) {
-                        steps.push(remove(r, "Replaced", format!("replace {}: {}", r.name, change(r, desired))));
+                        steps.push(remove(
+                            r,
+                            StepEvent::Replaced,
+                            format!("replace {}: {}", r.name, change(r, desired)),
+                        ));
                     }
                 } else if ready.len() < replicas {
                     if !ctx.unready_dependencies.is_empty() {
@@ -472,9 +527,9 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
                     }
                     if let Some(slot) = free_slots().next() {
                         steps.push(Step {
-                            action: Action::Create { slot },
+                            action: Action::Create { slot, cause: CreateCause::Rollout },
                             reason: format!("create {svc}#{slot}: rolling update to {}", desired.image),
-                            event: "Created",
+                            event: StepEvent::Created,
                         });
                     }
                 }
@@ -484,13 +539,13 @@ pub fn plan(desired: Option<&DesiredReplicas>, observed: &[Replica], ctx: &PlanC
     let mut plan = settle(desired, with_rotation(steps, observed), &ready, &starting, &failed, replicas, ctx);
     if plan.phase == Phase::Synced {
         plan.phase = Phase::Progressing;
-        plan.reason = "RollingUpdate";
+        plan.reason = Reason::RollingUpdate;
         plan.message = format!("replacing {} old container(s)", old.len());
     }
     plan
 }
 
-fn remove(r: &Replica, event: &'static str, reason: String) -> Step {
+fn remove(r: &Replica, event: StepEvent, reason: String) -> Step {
     Step { action: Action::Remove { id: r.id.clone(), keep_logs: false }, reason, event }
 }
 
@@ -514,14 +569,14 @@ fn with_rotation(steps: Vec<Step>, observed: &[Replica]) -> Vec<Step> {
             rotation.push(Step {
                 action: Action::Admit { id: r.id.clone() },
                 reason: format!("put {} in rotation: ready", r.name),
-                event: "InRotation",
+                event: StepEvent::InRotation,
             });
         } else if !ready && r.rotation != Rotation::Out {
             let why = if r.is_serving() { "not ready".to_owned() } else { r.state_text() };
             rotation.push(Step {
                 action: Action::Evict { id: r.id.clone() },
                 reason: format!("take {} out of rotation: {why}", r.name),
-                event: "OutOfRotation",
+                event: StepEvent::OutOfRotation,
             });
         }
     }
@@ -555,14 +610,14 @@ fn settle(
     let (phase, reason, message, requeue_after) = if !failed.is_empty() {
         (
             Phase::Degraded,
-            "ProgressDeadlineExceeded",
+            Reason::ProgressDeadlineExceeded,
             format!("{} container(s) not ready after {}s", failed.len(), desired.progress_deadline.as_secs()),
             None,
         )
     } else if !steps.is_empty() {
         (
             Phase::Progressing,
-            "Reconciling",
+            Reason::Reconciling,
             steps.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
             Some(if creates { FRESH_POLL } else { PROGRESS_POLL }),
         )
@@ -570,14 +625,14 @@ fn settle(
         let poll = if starting.iter().any(|r| r.age < FRESH_AGE) { FRESH_POLL } else { PROGRESS_POLL };
         (
             Phase::Progressing,
-            "WaitingForReadiness",
+            Reason::WaitingForReadiness,
             format!("{} container(s) becoming ready", starting.len()),
             Some(poll),
         )
     } else if ready.len() < replicas {
-        (Phase::Progressing, "Reconciling", format!("{}/{replicas} ready", ready.len()), Some(PROGRESS_POLL))
+        (Phase::Progressing, Reason::Reconciling, format!("{}/{replicas} ready", ready.len()), Some(PROGRESS_POLL))
     } else {
-        (Phase::Synced, "Ready", format!("{replicas}/{replicas} ready"), None)
+        (Phase::Synced, Reason::Ready, format!("{replicas}/{replicas} ready"), None)
     };
     // A spec whose rollout failed before stays Degraded while it is tried again, until it
     // succeeds: a retry is not fresh progress.
@@ -585,7 +640,7 @@ fn settle(
         return Plan {
             steps,
             phase: Phase::Degraded,
-            reason: "RolloutRetrying",
+            reason: Reason::RolloutRetrying,
             message: format!(
                 "retrying the rollout of {} (failed {} time(s) before): {message}",
                 desired.image, ctx.rollout.failures
@@ -655,7 +710,11 @@ mod tests {
         let p = plan(Some(&desired("a", 3, StrategyType::RollingUpdate)), &[], &PlanContext::default());
         assert_eq!(
             actions(&p),
-            [&Action::Create { slot: 1 }, &Action::Create { slot: 2 }, &Action::Create { slot: 3 }]
+            [
+                &Action::Create { slot: 1, cause: CreateCause::Missing },
+                &Action::Create { slot: 2, cause: CreateCause::Missing },
+                &Action::Create { slot: 3, cause: CreateCause::Missing }
+            ]
         );
         assert_eq!(p.steps[0].reason, "create web#1: missing");
         assert_eq!(p.phase, Phase::Progressing);
@@ -677,7 +736,7 @@ mod tests {
         let mut new = replica("n", "a", 1, ContainerState::Running, false);
         let p = plan(Some(&d), std::slice::from_ref(&new), &PlanContext::default());
         assert!(p.steps.is_empty(), "not ready: not in rotation, nothing to do");
-        assert_eq!(p.reason, "WaitingForReadiness");
+        assert_eq!(p.reason, Reason::WaitingForReadiness);
         new.ready = true;
         let p = plan(Some(&d), std::slice::from_ref(&new), &PlanContext::default());
         assert_eq!(actions(&p), [&admit("n")]);
@@ -721,7 +780,7 @@ mod tests {
         ];
         // 1. one new container, old ones untouched
         let p = plan(Some(&d), &old, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 1, cause: CreateCause::Rollout }]);
         assert_eq!(p.steps[0].reason, "create web#1: rolling update to app:b");
         // 2. while it is not ready: wait, out of rotation
         let mut obs = old.to_vec();
@@ -742,7 +801,7 @@ mod tests {
         obs[2].rotation = Rotation::In;
         obs.remove(0);
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 2, cause: CreateCause::Rollout }]);
         // 5. both ready: the last old goes
         obs.push(replica("n2", "b", 2, ContainerState::Running, true));
         let p = plan(Some(&d), &obs, &PlanContext::default());
@@ -760,7 +819,7 @@ mod tests {
         let p = plan(Some(&d), &obs, &PlanContext::default());
         assert_eq!(actions(&p), [&Action::Remove { id: "n1".into(), keep_logs: true }]);
         assert!(p.rollout_failed);
-        assert_eq!((p.phase, p.reason), (Phase::Degraded, "ProgressDeadlineExceeded"));
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, Reason::ProgressDeadlineExceeded));
         // While the retry is blocked nothing new is created, and the status says when.
         let blocked = PlanContext {
             rollout: RolloutHistory { failures: 1, blocked: true, retry_in: Some(Duration::from_secs(9)) },
@@ -768,13 +827,13 @@ mod tests {
         };
         let p = plan(Some(&d), &obs[..1], &blocked);
         assert!(p.steps.is_empty());
-        assert_eq!((p.phase, p.reason), (Phase::Degraded, "RolloutBackoff"));
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, Reason::RolloutBackoff));
         assert_eq!(p.message, "rollout of app:b failed 1 time(s); the old version keeps serving; next attempt in 9s");
         // The retry itself stays Degraded: it is not fresh progress.
         let retrying = PlanContext { rollout: RolloutHistory { failures: 1, ..RolloutHistory::default() }, ..blocked };
         let p = plan(Some(&d), &obs[..1], &retrying);
-        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
-        assert_eq!((p.phase, p.reason), (Phase::Degraded, "RolloutRetrying"));
+        assert_eq!(actions(&p), [&Action::Create { slot: 1, cause: CreateCause::Rollout }]);
+        assert_eq!((p.phase, p.reason), (Phase::Degraded, Reason::RolloutRetrying));
     }
 
     #[test]
@@ -820,7 +879,7 @@ mod tests {
             [replica("1", "a", 1, ContainerState::Running, true), replica("2", "a", 2, ContainerState::Running, true)];
         // Without reload, a files change replaces the containers.
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 1, cause: CreateCause::Rollout }]);
         // With reload, they are reloaded where they run.
         d.reload = true;
         let p = plan(Some(&d), &obs, &PlanContext::default());
@@ -828,10 +887,10 @@ mod tests {
         assert_eq!(p.phase, Phase::Progressing);
         // A failed reload falls back to a replace.
         let p = plan(Some(&d), &obs, &PlanContext { reload_failed: true, ..PlanContext::default() });
-        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 1, cause: CreateCause::Rollout }]);
         // Any other change is never reloaded.
         let p = plan(Some(&desired("b", 2, StrategyType::RollingUpdate)), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Create { slot: 1 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 1, cause: CreateCause::Rollout }]);
     }
 
     #[test]
@@ -840,7 +899,14 @@ mod tests {
         let obs =
             [replica("1", "a", 1, ContainerState::Exited, false), replica("2", "a", 2, ContainerState::Dead, false)];
         let p = plan(Some(&d), &obs, &PlanContext::default());
-        assert_eq!(actions(&p), [&remove_("2"), &Action::Start { id: "1".into() }, &Action::Create { slot: 2 }]);
+        assert_eq!(
+            actions(&p),
+            [
+                &remove_("2"),
+                &Action::Start { id: "1".into() },
+                &Action::Create { slot: 2, cause: CreateCause::Missing }
+            ]
+        );
         assert_eq!(p.steps[1].reason, "start s-web-a-1: exited (137)");
     }
 
@@ -852,7 +918,7 @@ mod tests {
         assert_eq!(actions(&p), [&remove_("3"), &remove_("2")]);
         let d = desired("a", 2, StrategyType::RollingUpdate);
         let p = plan(Some(&d), &obs[..1], &PlanContext::default());
-        assert_eq!(actions(&p), [&Action::Create { slot: 2 }]);
+        assert_eq!(actions(&p), [&Action::Create { slot: 2, cause: CreateCause::Missing }]);
     }
 
     #[test]
@@ -860,7 +926,7 @@ mod tests {
         let ctx = PlanContext { unready_dependencies: vec!["redis".into()], ..PlanContext::default() };
         let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[], &ctx);
         assert!(p.steps.is_empty());
-        assert_eq!((p.reason, p.message.as_str()), ("WaitingForDependencies", "waiting for redis to be ready"));
+        assert_eq!((p.reason, p.message.as_str()), (Reason::WaitingForDependencies, "waiting for redis to be ready"));
     }
 
     #[test]

@@ -27,13 +27,11 @@ const READY_POLL: Duration = Duration::from_millis(100);
 /// How long a container without a probe must keep running after the action.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// The files each reloaded container holds, and the file versions whose reload failed.
+/// The files each reloaded container holds.
 #[derive(Debug, Default)]
 pub struct Reloads {
     /// Container id -> files hash it holds since a reload.
     applied: Mutex<HashMap<String, String>>,
-    /// Service -> files hash whose reload failed (replace instead).
-    failed: Mutex<HashMap<String, String>>,
     /// Where `applied` is kept across restarts.
     path: Option<PathBuf>,
 }
@@ -44,7 +42,7 @@ impl Reloads {
     pub fn load(state_dir: &std::path::Path) -> Self {
         let path = state_dir.join("reloaded-files.json");
         let applied = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        Self { applied: Mutex::new(applied), failed: Mutex::default(), path: Some(path) }
+        Self { applied: Mutex::new(applied), path: Some(path) }
     }
 
     /// The files hash a container holds: reloaded ones, else those it was created with.
@@ -54,17 +52,6 @@ impl Reloads {
             .get(&container.id)
             .cloned()
             .unwrap_or_else(|| container.label(labels::FILES_HASH).unwrap_or_default().to_owned())
-    }
-
-    /// Whether reloading these files failed for the service.
-    #[must_use]
-    pub fn has_failed(&self, service: &str, files_hash: &str) -> bool {
-        lock(&self.failed).get(service).is_some_and(|h| h == files_hash)
-    }
-
-    /// Records a failed reload: the service is replaced instead.
-    pub fn failed(&self, service: &str, files_hash: &str) {
-        lock(&self.failed).insert(service.to_owned(), files_hash.to_owned());
     }
 
     fn applied(&self, id: &str, files_hash: &str) {

@@ -22,9 +22,9 @@ use crate::events::EventType;
 use crate::notify::Watchdog;
 use crate::reconcile::plan::Phase;
 use crate::reconcile::{self, Next, Outcome, ReconcileError};
-use crate::runtime::Signal;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::queue::WorkQueue;
+use crate::runtime::{Signal, Trigger};
 
 /// A drift check that takes longer than this is abandoned (the engine hangs); the next
 /// resync tries again. It runs beside the loop, so this bounds only how long drift goes
@@ -36,13 +36,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// What the loop runs for one service, given the service and the trigger's name:
 /// [`reconcile_service`] in the binary; tests wrap or replace it.
 pub type ReconcileFn =
-    Arc<dyn Fn(Arc<Context>, String, String) -> BoxFuture<'static, Result<Outcome, ReconcileError>> + Send + Sync>;
+    Arc<dyn Fn(Arc<Context>, String, Trigger) -> BoxFuture<'static, Result<Outcome, ReconcileError>> + Send + Sync>;
 
 /// [`reconcile::reconcile_service`] as a [`ReconcileFn`].
 #[must_use]
 pub fn reconcile_service() -> ReconcileFn {
     Arc::new(|ctx, service, trigger| {
-        Box::pin(async move { reconcile::reconcile_service(&ctx, &service, &trigger).await })
+        Box::pin(async move { reconcile::reconcile_service(&ctx, &service, trigger).await })
     })
 }
 
@@ -59,23 +59,23 @@ enum Ended {
 /// panic's [`JoinError`] carries only that).
 struct InFlight {
     service: String,
-    trigger: String,
+    trigger: Trigger,
     started: Instant,
 }
 
 /// A finished drift check: its trigger, and the services needing work (`None`: it timed out).
-type DriftResult = (&'static str, Option<Result<Vec<String>, EngineError>>);
+type DriftResult = (Trigger, Option<Result<Vec<String>, EngineError>>);
 
 /// The drift check in flight beside the loop (at most one) and whether another was asked for
 /// meanwhile: that one runs next, so a desired state put in force during a check is checked too.
 #[derive(Default)]
 struct DriftChecks {
     tasks: JoinSet<DriftResult>,
-    again: Option<&'static str>,
+    again: Option<Trigger>,
 }
 
 impl DriftChecks {
-    fn request(&mut self, ctx: &Arc<Context>, trigger: &'static str) {
+    fn request(&mut self, ctx: &Arc<Context>, trigger: Trigger) {
         if ctx.is_suspended() {
             return;
         }
@@ -134,7 +134,7 @@ pub async fn run(
         while tasks.len() < ctx.config.concurrency.max(1) && !ctx.is_suspended() {
             let Some((service, trigger)) = queue.take() else { break };
             // Called inside the task: a panic while making the future is the task's too.
-            let (reconcile, ctx, s, t) = (Arc::clone(&reconcile), Arc::clone(&ctx), service.clone(), trigger.clone());
+            let (reconcile, ctx, s, t) = (Arc::clone(&reconcile), Arc::clone(&ctx), service.clone(), trigger);
             let task = tasks.spawn(async move { reconcile(ctx, s, t).await });
             in_flight.insert(task.id(), InFlight { service, trigger, started: Instant::now() });
         }
@@ -158,23 +158,23 @@ pub async fn run(
                 Signal::DesiredChanged => {
                     if let Some(state) = ctx.desired() {
                         for service in state.services.keys() {
-                            queue.add(service, "source");
+                            queue.add(service, Trigger::Source);
                         }
                     }
-                    drift.request(&ctx, "source");
+                    drift.request(&ctx, Trigger::Source);
                 }
-                Signal::Resync => drift.request(&ctx, "resync"),
+                Signal::Resync => drift.request(&ctx, Trigger::Resync),
                 Signal::Reconcile => {
                     if let Some(state) = ctx.desired() {
                         for service in state.services.keys() {
-                            queue.add(service, "manual");
+                            queue.add(service, Trigger::Manual);
                         }
                     }
-                    drift.request(&ctx, "manual");
+                    drift.request(&ctx, Trigger::Manual);
                 }
                 Signal::Service(service, trigger) => queue.add(&service, trigger),
             },
-            _ = resync.tick() => drift.request(&ctx, "resync"),
+            _ = resync.tick() => drift.request(&ctx, Trigger::Resync),
             () = sleep_until(next_due), if next_due.is_some() => queue.promote(Instant::now()),
             _ = watchdog_tick.tick(), if watchdog.tick().is_some() => {}
         }
@@ -226,7 +226,7 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
         Ended::Returned(Ok(outcome)) => {
             backoffs.reset(service);
             match outcome.next {
-                Next::RequeueAfter(d) => queue.add_at(service, Instant::now() + d, "requeue"),
+                Next::RequeueAfter(d) => queue.add_at(service, Instant::now() + d, Trigger::Requeue),
                 Next::ProbeAfter(d) => queue.add_at(service, Instant::now() + d, crate::runtime::queue::PROBE),
                 Next::AwaitChange => {}
             }
@@ -238,7 +238,7 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
             ctx.metrics.reconcile_error(service, e.kind());
             let delay = backoffs.next(service);
             tracing::warn!(service, error = %e, kind = e.kind(), retry_in = ?delay, "reconcile failed");
-            queue.add_at(service, Instant::now() + delay, "backoff");
+            queue.add_at(service, Instant::now() + delay, Trigger::Backoff);
         }
         Ended::Crashed(message) => {
             ctx.metrics.reconcile_error(service, crate::metrics::PANIC);
@@ -259,7 +259,7 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
                     delay.as_secs_f64().ceil()
                 ),
             );
-            queue.add_at(service, Instant::now() + delay, "backoff");
+            queue.add_at(service, Instant::now() + delay, Trigger::Backoff);
         }
     }
     let time =
@@ -267,7 +267,7 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
     ctx.update_status(|s| {
         s.last_reconcile = Some(ReconcileInfo {
             time,
-            trigger: task.trigger.clone(),
+            trigger: task.trigger.to_string(),
             service: service.to_owned(),
             result: if ok { "success" } else { "error" }.to_owned(),
         });
@@ -280,9 +280,9 @@ fn wake_dependents(ctx: &Context, queue: &mut WorkQueue, service: &str) {
     for (name, s) in &state.services {
         let waiting = s.deployment.spec.depends_on.iter().any(|d| d == service);
         let not_ready =
-            ctx.with_status(|st| st.services.iter().find(|x| &x.name == name).is_none_or(|x| x.phase != "Synced"));
+            ctx.with_status(|st| st.services.iter().find(|x| &x.name == name).is_none_or(|x| x.phase != Phase::Synced));
         if waiting && not_ready {
-            queue.add(name, "dependency");
+            queue.add(name, Trigger::Dependency);
         }
     }
 }
@@ -298,9 +298,9 @@ fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
             SyncStatus::Suspended
         } else if s.applied.is_none() || s.source.error.is_some() {
             SyncStatus::OutOfSync
-        } else if s.services.iter().any(|x| x.phase == "Degraded" && current(x)) {
+        } else if s.services.iter().any(|x| x.phase == Phase::Degraded && current(x)) {
             SyncStatus::Degraded
-        } else if !queue.is_idle() || s.services.iter().any(|x| x.phase != "Synced" || !current(x)) {
+        } else if !queue.is_idle() || s.services.iter().any(|x| x.phase != Phase::Synced || !current(x)) {
             SyncStatus::Progressing
         } else {
             SyncStatus::Synced
@@ -342,10 +342,10 @@ pub async fn watch_engine(ctx: Arc<Context>, signals: mpsc::Sender<Signal>, mut 
                             Context::lock(&ctx.stopping).remove(&event.id);
                         }
                         if event.action == "die" && !Context::lock(&ctx.stopping).contains(&event.id) {
-                            *Context::lock(&ctx.restarts).entry(service.clone()).or_default() += 1;
+                            ctx.services.restarted(&service);
                             ctx.events.record(EventType::Warning, "ContainerDied", Some(&service), format!("container {} died", &event.id[..event.id.len().min(12)]));
                         }
-                        let _ = signals.send(Signal::Service(service, "docker-event")).await;
+                        let _ = signals.send(Signal::Service(service, Trigger::DockerEvent)).await;
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "docker event stream failed");

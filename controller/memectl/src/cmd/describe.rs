@@ -66,7 +66,7 @@ pub fn render(status: &ControllerStatus, service: &ServiceStatus, events: &[Even
     );
     fields.row(["Replicas:", replicas.as_str()]);
     fields.row(["Restarts:", s.restarts.to_string().as_str()]);
-    fields.row(["Status:", paint.status(render::or_none(&s.phase)).as_str()]);
+    fields.row(["Status:", paint.status(s.phase.as_str()).as_str()]);
     let mut out = fields.render();
 
     out.push_str("Conditions:\n");
@@ -75,10 +75,9 @@ pub fn render(status: &ControllerStatus, service: &ServiceStatus, events: &[Even
     } else {
         let mut table = Table::new(["TYPE", "STATUS", "REASON", "MESSAGE"]);
         for c in &s.conditions {
-            let text = if c.status { "True" } else { "False" };
             table.row([
-                c.kind.clone(),
-                paint.paint(text, condition_color(&c.kind, c.status)),
+                c.kind.to_string(),
+                paint.paint(c.status.as_str(), condition_color(c.kind, c.status)),
                 c.reason.clone(),
                 render::first_line(&c.message),
             ]);

@@ -13,7 +13,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use meme_api::status::{ControllerStatus, ServiceStatus, SyncStatus};
+use meme_api::status::{ConditionType, ControllerStatus, Phase, ServiceStatus, SyncStatus};
 use tokio::time::Instant;
 
 use crate::cli::{CheckError, Global, Outcome};
@@ -347,9 +347,10 @@ fn degraded(status: &ControllerStatus, counts: &dyn Fn(&ServiceStatus) -> bool) 
     let mut why = format!("meme-controller reports Degraded at {}", at.map_or(render::NONE, render::short_revision));
     let mut any = false;
     for s in status.services.iter().filter(|s| counts(s)) {
-        let condition =
-            ["Stalled", "Degraded"].iter().find_map(|kind| s.conditions.iter().find(|c| c.status && c.kind == *kind));
-        if s.phase != "Degraded" && condition.is_none() {
+        let condition = [ConditionType::Stalled, ConditionType::Degraded]
+            .iter()
+            .find_map(|kind| s.conditions.iter().find(|c| c.holds() && c.kind == *kind));
+        if s.phase != Phase::Degraded && condition.is_none() {
             continue;
         }
         any = true;
@@ -366,7 +367,9 @@ fn degraded(status: &ControllerStatus, counts: &dyn Fn(&ServiceStatus) -> bool) 
 
 #[cfg(test)]
 mod tests {
-    use meme_api::status::{Condition as Cond, ReconcileInfo, RevisionInfo, ServiceStatus, SourceStatus};
+    use meme_api::status::{
+        Condition as Cond, ConditionStatus, ReconcileInfo, RevisionInfo, ServiceStatus, SourceStatus,
+    };
 
     use super::*;
 
@@ -384,7 +387,7 @@ mod tests {
                 name: "web".into(),
                 desired_replicas: 2,
                 ready_replicas: 2,
-                phase: "Synced".into(),
+                phase: Phase::Synced,
                 revision: applied.into(),
                 ..ServiceStatus::default()
             }],
@@ -401,11 +404,11 @@ mod tests {
     }
 
     fn degraded_service(st: &mut ControllerStatus, revision: &str) {
-        st.services[0].phase = "Degraded".into();
+        st.services[0].phase = Phase::Degraded;
         st.services[0].revision = revision.into();
         st.services[0].conditions.push(Cond {
-            kind: "Degraded".into(),
-            status: true,
+            kind: ConditionType::Degraded,
+            status: ConditionStatus::True,
             reason: "ProgressDeadlineExceeded".into(),
             message: "not healthy within 120s".into(),
         });
