@@ -329,3 +329,72 @@ fn a_container_that_turns_unready_should_leave_rotation_and_come_back() {
     assert_no_failures(&report);
     assert!(report.samples.iter().any(|s| s.body.contains(sick_host)), "back in rotation: {}", report.summary());
 }
+
+#[test]
+fn a_files_change_with_a_reload_signal_should_update_the_running_container() {
+    let web = |content: &str| {
+        (
+            "apiVersion: memeit.pro/v1alpha1
+kind: Deployment
+metadata: {name: web}
+spec:
+  image: meme-demo:v1
+  imagePullPolicy: Never
+  networks: [internal]
+  ports: [{containerPort: 8080}]
+  healthCheck: {httpGet: {path: /health, port: 8080}, interval: 1s, timeout: 1s}
+  files: [{path: /etc/web/app.conf, source: files/app.conf}]
+  reload: {signal: SIGHUP}
+"
+            .to_owned(),
+            content.to_owned(),
+        )
+    };
+    let (yaml, conf) = web("level=info\n");
+    let mut env = TestEnv::new(&[("stack.yaml", STACK), ("web.yaml", &yaml), ("files/app.conf", &conf)]);
+    env.start();
+    let before = env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
+    let addr = format!("{}:8080", before[0].ip().expect("ip"));
+    assert_eq!(http_get(&addr, "/file?path=/etc/web/app.conf").map(|(_, b)| b), Some("level=info\n".to_owned()));
+    env.write_files(&[("files/app.conf", "level=debug\n")]);
+    env.commit("app.conf: debug");
+    // The test server, PID 1 without a handler, ignores SIGHUP: the reload is the file copy.
+    env.wait_event("Reloaded", "reload", CONVERGE);
+    wait_for("the new file in the running container", CONVERGE, || {
+        (http_get(&addr, "/file?path=/etc/web/app.conf").map(|(_, b)| b) == Some("level=debug\n".to_owned()))
+            .then_some(())
+    });
+    let after = env.containers(Some("web"));
+    assert_eq!(after.iter().map(|c| &c.id).collect::<Vec<_>>(), [&before[0].id], "the same container");
+}
+
+#[test]
+fn a_host_port_held_by_another_program_should_be_reported_as_a_port_conflict() {
+    // Something else (this test) holds the port on loopback.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port();
+    let web = format!(
+        "apiVersion: memeit.pro/v1alpha1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  image: meme-demo:v1
+  imagePullPolicy: Never
+  networks: [internal]
+  ports: [{{containerPort: 8080, hostPort: {port}, hostIP: 127.0.0.1}}]
+  strategy: {{type: Recreate}}
+"
+    );
+    let mut env = TestEnv::new(&[("stack.yaml", STACK), ("web.yaml", &web)]);
+    env.start();
+    let event = env.wait_event("PortConflict", &format!("127.0.0.1:{port}"), CONVERGE);
+    assert!(event.message.contains("already in use"), "{event:?}");
+    assert!(!event.message.contains("docker engine unavailable"), "the engine is fine: {event:?}");
+    let status = env.status().expect("status");
+    let web = status["services"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "web")).cloned().expect("web");
+    let stalled = web["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Stalled")).cloned();
+    assert_eq!(stalled.map(|c| c["status"].clone()), Some("True".into()), "it needs a human: {web}");
+    // Freed: the next attempt starts it.
+    drop(holder);
+    env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
+}
