@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use crate::context::{Config, Context};
 use crate::docker::Engine;
 use crate::docker::bollard::BollardEngine;
-use crate::docker::timeout::{CallTimeouts, TimeoutEngine};
+use crate::docker::bounded::FanOut;
+use crate::docker::timeout::CallTimeouts;
 use crate::http::{self, Api};
 use crate::notify;
 use crate::runtime::{self, Signal};
@@ -71,6 +72,23 @@ pub struct Args {
     /// Services reconciled at once.
     #[arg(long, env = "MEME_CONCURRENCY", default_value_t = 8)]
     concurrency: usize,
+    /// Engine calls of each kind (reads; changes; stops and pulls) in flight at once; more
+    /// wait their turn. Bounds the controller's connections to the engine.
+    #[arg(long, env = "MEME_MAX_ENGINE_CALLS", default_value_t = FanOut::DEFAULT_PER_KIND,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    max_engine_calls: u16,
+    /// This controller's name, recorded on the containers it creates and in stack leases
+    /// [default: derived from --repo, --path, --ref and --remote].
+    #[arg(long, env = "MEME_INSTANCE", value_parser = parse_instance)]
+    instance: Option<String>,
+    /// Where stack leases are kept: one controller per stack, among all controllers that share
+    /// this directory (keep the default for every controller of a host).
+    #[arg(long, env = "MEME_LEASE_DIR", default_value = "/var/lib/meme-controller/leases")]
+    lease_dir: PathBuf,
+    /// How long a stack stays with a controller that stopped running (a restart keeps it);
+    /// another controller takes it over after that.
+    #[arg(long, env = "MEME_LEASE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
     /// Log format.
     #[arg(long, env = "MEME_LOG_FORMAT", value_enum, default_value_t)]
     log_format: LogFormat,
@@ -107,10 +125,11 @@ impl Args {
         let repo = GitRepo::open(&self.repo)
             .await
             .with_context(|| format!("cannot open git repository {}", self.repo.display()))?;
-        let engine: Arc<dyn Engine> = Arc::new(TimeoutEngine::new(
+        let engine: Arc<dyn Engine> = crate::docker::layered(
             Arc::new(BollardEngine::connect().await.context("cannot set up the docker client")?),
-            CallTimeouts::default(),
-        ));
+            Some(CallTimeouts::default()),
+            FanOut { per_kind: usize::from(self.max_engine_calls) },
+        );
         if let Err(e) = engine.ping().await {
             tracing::warn!(error = %e, "docker engine not reachable yet; retrying in the background");
         }
@@ -135,7 +154,26 @@ impl Args {
             resync: self.resync,
             state_dir: self.state_dir.clone(),
         };
-        let ctx = Arc::new(Context::new(engine, config));
+        let instance = self.instance.clone().unwrap_or_else(|| {
+            crate::ownership::identity::derive(&self.repo, &self.path, &self.reference, self.remote.as_deref())
+        });
+        let holder = crate::ownership::lease::Holder {
+            instance: instance.clone(),
+            pid: std::process::id(),
+            repo: self.repo.canonicalize().unwrap_or_else(|_| self.repo.clone()).display().to_string(),
+            path: self.path.clone(),
+            since: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        };
+        let leases = crate::ownership::LeaseConfig { dir: self.lease_dir.clone(), ttl: self.lease_ttl };
+        let ownership = crate::ownership::Ownership::new(holder, leases, &self.state_dir).with_context(|| {
+            format!(
+                "cannot use the lease directory {} (--lease-dir: a directory every controller of this host shares)",
+                self.lease_dir.display()
+            )
+        })?;
+        let ctx = Arc::new(Context::new(engine, config).with_ownership(ownership));
+        ctx.update_status(|s| s.instance.clone_from(&instance));
+        tracing::info!(%instance, lease_dir = %self.lease_dir.display(), "controller instance");
         ctx.load_suspended();
         let (shutdown_tx, shutdown) = watch::channel(false);
         let (signals_tx, signals) = mpsc::channel(SIGNAL_BUFFER);
@@ -203,6 +241,8 @@ impl Args {
         let watch_task = tokio::spawn(crate::source::watcher::run(git_dir, common_dir, changed, shutdown.clone()));
         let events_task =
             tokio::spawn(runtime::controller::watch_engine(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
+        let ownership_task =
+            tokio::spawn(crate::ownership::run(Arc::clone(&ctx), signals_tx.clone(), shutdown.clone()));
         let loop_task = tokio::spawn(runtime::controller::run(
             Arc::clone(&ctx),
             runtime::controller::reconcile_service(),
@@ -227,9 +267,13 @@ impl Args {
         tracing::info!("signal received; stopping");
         notify::stopping();
         let _ = shutdown_tx.send(true);
-        let _ = tokio::join!(source_task, watch_task, events_task, loop_task, http_task);
+        let _ = tokio::join!(source_task, watch_task, events_task, ownership_task, loop_task, http_task);
         Ok(())
     }
+}
+
+fn parse_instance(name: &str) -> Result<String, String> {
+    crate::ownership::identity::check(name).map(|()| name.to_owned())
 }
 
 async fn wait_for_signal() {

@@ -13,6 +13,7 @@ use meme_api::status::{ControllerStatus, ServiceStatus};
 use crate::docker::Engine;
 use crate::events::Events;
 use crate::metrics::Metrics;
+use crate::ownership::Ownership;
 use crate::reconcile::desired::DesiredState;
 use crate::reconcile::memory::ServiceMemories;
 use crate::reconcile::readiness::ReadinessCache;
@@ -60,6 +61,8 @@ pub struct Context {
     pub stopping: Mutex<HashSet<String>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// This controller's identity and the stack leases it holds.
+    pub ownership: Ownership,
     /// Whether the last call to the engine succeeded.
     engine_answered: AtomicBool,
 }
@@ -89,8 +92,16 @@ impl Context {
             ensure_lock: tokio::sync::Mutex::new(()),
             stopping: Mutex::new(HashSet::new()),
             metrics: Metrics::new(),
+            ownership: Ownership::single(""),
             engine_answered: AtomicBool::new(false),
         }
+    }
+
+    /// The same context, with `ownership` in place of the default (every claim granted).
+    #[must_use]
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
     }
 
     /// Records whether the engine answered the last call.

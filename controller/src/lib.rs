@@ -7,6 +7,8 @@
 //! - [`docker`]: the engine behind one narrow trait; bollard is the only socket client.
 //! - [`http`], [`auth`] and [`metrics`]: the API memectl reads and push webhooks reach, who may
 //!   call it, and Prometheus metrics.
+//! - [`ownership`]: which controller may change a stack (identity, leases) and a renamed
+//!   Stack's old containers.
 //! - [`context`], [`events`], [`telemetry`], [`redact`], [`fds`], [`args`]: shared state, the
 //!   events ring, logging, secret values kept out of every output, file descriptors, and the
 //!   wiring of the binary; [`notify`]: systemd readiness and watchdog.
@@ -20,6 +22,7 @@ pub mod fds;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod ownership;
 pub mod reconcile;
 pub mod redact;
 pub mod runtime;

@@ -51,8 +51,11 @@ impl Run {
         format!("{}-{suffix}", self.prefix)
     }
 
+    /// The run label, and a stack's labels (networks and volumes must carry them to be used).
     fn labels(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(RUN_LABEL.to_owned(), self.id.clone())])
+        let mut labels = meme_api::labels::stack_labels(&self.prefix);
+        labels.insert(RUN_LABEL.to_owned(), self.id.clone());
+        labels
     }
 
     fn filter(&self) -> Vec<(String, String)> {
@@ -181,7 +184,7 @@ async fn networks_volumes_and_a_container_lifecycle() {
     // Networks and volume, twice: the second round must find them.
     let front = NetworkSpec { name: run.name("front"), internal: false, labels: run.labels() };
     let back = NetworkSpec { name: run.name("back"), internal: true, labels: run.labels() };
-    let volume = VolumeSpec { name: run.name("data"), labels: run.labels() };
+    let volume = VolumeSpec { name: run.name("data"), labels: run.labels(), adopt: false };
     for _ in 0..2 {
         engine.ensure_network(&front).await.expect("ensure_network front");
         engine.ensure_network(&back).await.expect("ensure_network back");
@@ -497,4 +500,43 @@ async fn a_failed_create_should_leave_nothing_behind() {
     let err = engine.create_container(&spec).await.expect_err("second create");
     assert!(matches!(err, EngineError::Conflict { .. }), "{err:?}");
     assert_eq!(run.list().await.len(), 1);
+}
+
+// See: #11 (item 2)
+#[tokio::test]
+async fn issue_11_networks_and_volumes_not_made_for_the_stack_should_be_refused_unless_a_volume_is_adopted() {
+    let run = Run::new("foreign").await;
+    let engine = &run.engine;
+    // Made by someone else (as docker compose would), with only the run label for cleanup.
+    let net = run.name("net");
+    let vol = run.name("vol");
+    let label = format!("{RUN_LABEL}={}", run.id);
+    for (kind, name) in [("network", &net), ("volume", &vol)] {
+        let status = Command::new("docker")
+            .args([kind, "create", "--label", &label, "--label", "com.docker.compose.project=other", name])
+            .output()
+            .expect("docker create");
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    }
+    let network = NetworkSpec { name: net.clone(), internal: false, labels: run.labels() };
+    let err = engine.ensure_network(&network).await.expect_err("a foreign network is refused");
+    assert!(
+        matches!(&err, EngineError::Foreign { name, message } if name == &net && message.contains("docker compose project other")),
+        "{err}"
+    );
+    let volume = VolumeSpec { name: vol.clone(), labels: run.labels(), adopt: false };
+    let err = engine.ensure_volume(&volume).await.expect_err("a foreign volume is refused");
+    assert!(matches!(&err, EngineError::Foreign { message, .. } if message.contains("adopt: true")), "{err}");
+    // Adopted: used as it is, its labels untouched.
+    engine.ensure_volume(&VolumeSpec { adopt: true, ..volume }).await.expect("an adopted volume is used");
+    let inspected = engine.docker().inspect_volume(&vol).await.expect("inspect volume");
+    assert_eq!(inspected.labels.get("com.docker.compose.project").map(String::as_str), Some("other"));
+    assert!(!inspected.labels.contains_key("pro.memeit.stack"));
+
+    // A container never makes a missing volume on the fly (it would lack the stack's labels).
+    let mut spec = run.spec("web", IMAGE);
+    spec.volumes = vec![VolumeBinding { volume: run.name("missing"), path: "/data".to_owned(), read_only: false }];
+    let err = engine.create_container(&spec).await.expect_err("a missing volume is not made on the fly");
+    assert!(matches!(&err, EngineError::NotFound { what } if what.contains("missing")), "{err}");
+    assert!(engine.docker().inspect_volume(&run.name("missing")).await.is_err(), "no unlabelled volume was created");
 }

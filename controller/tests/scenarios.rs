@@ -253,3 +253,51 @@ async fn a_registry_outage_should_be_retried_not_stalled_and_an_engine_outage_sh
     .await;
     h.fake.heal(Call::List);
 }
+
+// See: #11 (item 9): removals while the service was still correcting the first one were not
+// counted (1 for 6).
+#[tokio::test]
+async fn issue_11_every_container_removed_behind_the_controllers_back_should_count_as_one_correction() {
+    let h = Harness::start();
+    h.fake.add_image("app:1", FakeImage { id: "sha256:hc".to_owned(), healthcheck: true });
+    h.apply(&TestStack::new().with_service(TestService::new("web").replicas(6).exec_health())).await;
+    h.wait_until("six running", |h| h.running("web").len() == 6).await;
+    for c in h.running("web") {
+        h.fake.set_health(&c.id, DockerHealth::Healthy);
+    }
+    h.wait_synced("web").await;
+    let victims: Vec<String> = h.running("web").into_iter().map(|c| c.id).collect();
+    // `docker rm -f` of all six, one after the other: each replacement is still starting (not
+    // ready) when the next container goes, so the service is not Synced in between.
+    for (i, id) in victims.iter().enumerate() {
+        let creates = h.fake.count(Call::Create);
+        h.fake.remove_outside(id);
+        h.wait_until(&format!("replacement {}", i + 1), |h| h.fake.count(Call::Create) > creates).await;
+    }
+    for c in h.running("web") {
+        h.fake.set_health(&c.id, DockerHealth::Healthy);
+    }
+    h.wait_synced("web").await;
+    assert_eq!(h.running("web").len(), 6);
+    assert_eq!(
+        h.metric(r#"meme_drift_corrections_total{service="web",reason="removed"}"#),
+        Some(6.0),
+        "one correction per container removed\n{}",
+        h.dump()
+    );
+    h.stop().await;
+}
+
+// See: #11 (item 6): every create of a plan went to the engine at once.
+#[tokio::test]
+async fn issue_11_a_large_scale_up_should_keep_the_engine_calls_in_flight_bounded() {
+    let h = Harness::start();
+    // Each create takes a moment, as on a real engine, so that concurrent ones overlap.
+    h.fake.delay(Call::Create, Duration::from_millis(5));
+    h.apply(&TestStack::new().with_service(TestService::new("web").replicas(100))).await;
+    h.wait_until("100 running", |h| h.running("web").len() == 100).await;
+    let bound = usize::from(meme_controller::docker::bounded::FanOut::DEFAULT_PER_KIND);
+    let peak = h.fake.peak_in_flight();
+    assert!(peak <= bound && peak > 1, "{peak} creates were in flight at once (bound {bound})");
+    h.stop().await;
+}

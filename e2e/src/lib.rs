@@ -447,6 +447,10 @@ impl TestEnv {
         if !self.extra_args.iter().any(|a| a == "--resync") {
             cmd.args(["--resync", "2s"]);
         }
+        // Stack leases in the test's own folder unless the test shares one between controllers.
+        if !self.extra_args.iter().any(|a| a == "--lease-dir") {
+            cmd.arg("--lease-dir").arg(self.dir.path().join("leases"));
+        }
         cmd.env("RUST_LOG", "info,meme_controller=debug");
         cmd.envs(self.extra_env.iter().map(|(k, v)| (k, v)));
         cmd.args(&self.extra_args).stdout(Stdio::null()).stderr(Stdio::piped());

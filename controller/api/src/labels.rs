@@ -18,6 +18,10 @@ pub const SPEC_HASH: &str = "pro.memeit.spec-hash";
 pub const REVISION: &str = "pro.memeit.revision";
 /// The replica slot of a container (1-based), for names and ordering.
 pub const REPLICA: &str = "pro.memeit.replica";
+/// The controller instance that created a container (`--instance`, or derived from the
+/// repository and manifests folder it follows). Who owns a stack *now* is its lease's business
+/// (see the controller's `ownership` module); this says who made the container.
+pub const INSTANCE: &str = "pro.memeit.instance";
 /// A network's or volume's name as the manifests write it.
 pub const OBJECT_NAME: &str = "pro.memeit.name";
 

@@ -114,7 +114,8 @@ pub enum ConditionType {
     /// past their deadline.
     Degraded,
     /// It will not progress without a human (a missing secret, an image that does not exist, a
-    /// host port held by something else).
+    /// host port held by something else, a network or volume that is not the stack's; for the
+    /// whole stack: another controller owns it).
     Stalled,
 }
 
@@ -225,6 +226,8 @@ pub enum Reason {
     ImageMissing,
     /// A host port is held by something else.
     PortConflict,
+    /// A network or volume of the stack's name is not the stack's (and was not adopted).
+    ForeignObject,
     /// The engine does not answer.
     EngineUnavailable,
     /// Any other failed step.
@@ -249,6 +252,7 @@ impl Reason {
             Self::ImagePullFailed => "ImagePullFailed",
             Self::ImageMissing => "ImageMissing",
             Self::PortConflict => "PortConflict",
+            Self::ForeignObject => "ForeignObject",
             Self::EngineUnavailable => "EngineUnavailable",
             Self::ApplyFailed => "ApplyFailed",
         }
@@ -372,6 +376,14 @@ pub struct ControllerStatus {
     pub sync_revision: Option<String>,
     /// Whether an operator suspended reconciliation.
     pub suspended: bool,
+    /// This controller's instance name (`--instance`, or derived from what it follows); the
+    /// containers it creates carry it as `pro.memeit.instance`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub instance: String,
+    /// Conditions of the whole stack: `Stalled` (reason `StackOwnedElsewhere`) while another
+    /// controller owns it and this one changes nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
     /// The source.
     pub source: SourceStatus,
     /// The revision whose manifests are in force.

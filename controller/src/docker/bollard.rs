@@ -26,7 +26,7 @@ use futures_util::StreamExt;
 use super::{
     BoxFuture, ContainerFile, ContainerSpec, ContainerState, DockerHealth, Engine, EngineError, EngineEvent,
     EngineResult, EventStream, ExecHealthcheck, ExecOutput, NetworkSpec, ObservedContainer, RegistryAuth, Rejoined,
-    VolumeSpec,
+    VolumeSpec, owned,
 };
 
 /// Client timeout for every request. It bounds the wait for response headers, and a stop waits
@@ -79,9 +79,16 @@ impl BollardEngine {
 
     /// Whether a network of exactly this name exists (inspect also matches id prefixes).
     async fn network_exists(&self, name: &str) -> EngineResult<bool> {
+        Ok(self.network_labels(name).await?.is_some())
+    }
+
+    /// The labels of the network of exactly this name (or id), `None` when there is none.
+    async fn network_labels(&self, name: &str) -> EngineResult<Option<HashMap<String, String>>> {
         match self.docker.inspect_network(name, None).await {
-            Ok(found) => Ok(found.name.as_deref() == Some(name)),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Ok(found) if found.name.as_deref() == Some(name) || found.id.as_deref() == Some(name) => {
+                Ok(Some(found.labels.unwrap_or_default()))
+            }
+            Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(map_error(e, &format!("network {name}"))),
         }
     }
@@ -257,23 +264,29 @@ impl Engine for BollardEngine {
     fn ensure_network<'a>(&'a self, network: &'a NetworkSpec) -> BoxFuture<'a, EngineResult<()>> {
         Box::pin(async move {
             let what = format!("network {}", network.name);
-            if self.network_exists(&network.name).await? {
-                return Ok(());
+            // An existing one is used only if it is the stack's own (see `owned`).
+            if let Some(labels) = self.network_labels(&network.name).await? {
+                return owned::check_network(&network.name, &labels, &network.labels);
             }
             match self.create_pinned_network(network).await {
                 Ok(id) => {
                     // API < 1.44 creates duplicate names (bollard 0.21 cannot send
-                    // CheckDuplicate): if another one appeared meanwhile, keep the oldest.
+                    // CheckDuplicate): if another one appeared meanwhile, keep the oldest, if
+                    // it is ours.
                     let same_name = self.networks_named(&network.name).await?;
-                    if same_name.len() > 1 && same_name.first().is_some_and(|first| first != &id) {
+                    if let Some(first) = same_name.first().filter(|first| same_name.len() > 1 && *first != &id) {
                         tracing::debug!(network = %network.name, %id, "network appeared concurrently, removing the duplicate");
                         self.docker.remove_network(&id).await.map_err(|e| map_error(e, &what))?;
-                    } else {
-                        tracing::debug!(network = %network.name, %id, "created network");
+                        let labels = self.network_labels(first).await?.unwrap_or_default();
+                        return owned::check_network(&network.name, &labels, &network.labels);
                     }
+                    tracing::debug!(network = %network.name, %id, "created network");
                     Ok(())
                 }
-                Err(EngineError::Conflict { .. }) => Ok(()),
+                Err(EngineError::Conflict { .. }) => {
+                    let labels = self.network_labels(&network.name).await?.unwrap_or_default();
+                    owned::check_network(&network.name, &labels, &network.labels)
+                }
                 Err(e) => Err(e),
             }
         })
@@ -283,7 +296,8 @@ impl Engine for BollardEngine {
         Box::pin(async move {
             let what = format!("volume {}", volume.name);
             match self.docker.inspect_volume(&volume.name).await {
-                Ok(_) => return Ok(()),
+                // An existing one is used only if it is the stack's own or adopted.
+                Ok(found) => return owned::check_volume(&volume.name, &found.labels, &volume.labels, volume.adopt),
                 Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {}
                 Err(e) => return Err(map_error(e, &what)),
             }
@@ -292,12 +306,13 @@ impl Engine for BollardEngine {
                 labels: Some(to_hash_map(&volume.labels)),
                 ..VolumeCreateRequest::default()
             };
+            // Docker answers an existing name with that volume, unchanged (no 409): the result
+            // is checked like an existing one, in case it appeared meanwhile.
             match self.docker.create_volume(request).await {
-                Ok(_) => {
+                Ok(created) => {
                     tracing::debug!(volume = %volume.name, "created volume");
-                    Ok(())
+                    owned::check_volume(&volume.name, &created.labels, &volume.labels, volume.adopt)
                 }
-                Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
                 Err(e) => Err(map_error(e, &what)),
             }
         })
@@ -327,6 +342,17 @@ impl Engine for BollardEngine {
             for network in &spec.networks {
                 if !self.network_exists(network).await? {
                     return Err(EngineError::NotFound { what: format!("network {network}") });
+                }
+            }
+            // Likewise volumes: the engine would make a missing one on the fly, without the
+            // stack's labels, and the next look would refuse it as someone else's.
+            for volume in &spec.volumes {
+                match self.docker.inspect_volume(&volume.volume).await {
+                    Ok(_) => {}
+                    Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => {
+                        return Err(EngineError::NotFound { what: format!("volume {}", volume.volume) });
+                    }
+                    Err(e) => return Err(map_error(e, &format!("volume {}", volume.volume))),
                 }
             }
             let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
@@ -595,6 +621,7 @@ fn redact_error(err: EngineError, env: &[String]) -> EngineError {
         EngineError::PortConflict { port, message } => {
             EngineError::PortConflict { port, message: redact(message, env) }
         }
+        EngineError::Foreign { name, message } => EngineError::Foreign { name, message: redact(message, env) },
     }
 }
 

@@ -169,6 +169,11 @@ pub struct FakeState {
     pub calls: Vec<CallRecord>,
     /// What [`Engine::exec`] answers (exit 0 and no output unless a test sets it).
     pub exec_output: Option<ExecOutput>,
+    /// Calls waiting out a [`Fault::Delay`] or [`Fault::Hang`] now, and the most ever at once:
+    /// how many calls the controller had in flight at the engine.
+    pub in_flight: usize,
+    /// The most calls ever in flight at once (see `in_flight`).
+    pub peak_in_flight: usize,
     scripts: BTreeMap<Call, VecDeque<Script>>,
     next_id: u64,
 }
@@ -278,10 +283,12 @@ impl FakeEngine {
             None => Ok(()),
             Some(Fault::Fail(error)) => Err(error),
             Some(Fault::Delay(delay)) => {
+                let _in_flight = InFlight::enter(self);
                 tokio::time::sleep(delay).await;
                 Ok(())
             }
             Some(Fault::Hang) => {
+                let _in_flight = InFlight::enter(self);
                 let mut healed = self.healed.subscribe();
                 while self.lock().is_hung(call) {
                     if healed.changed().await.is_err() {
@@ -294,6 +301,12 @@ impl FakeEngine {
     }
 
     // ---- the call log ----------------------------------------------------------------------
+
+    /// The most calls that were ever in flight at once (only delayed or hung calls take time).
+    #[must_use]
+    pub fn peak_in_flight(&self) -> usize {
+        self.lock().peak_in_flight
+    }
 
     /// Every call made so far, oldest first.
     #[must_use]
@@ -435,6 +448,24 @@ impl FakeEngine {
     }
 }
 
+/// A call in flight for the [`FakeState::in_flight`] count, until dropped (done or given up).
+struct InFlight<'a>(&'a FakeEngine);
+
+impl<'a> InFlight<'a> {
+    fn enter(engine: &'a FakeEngine) -> Self {
+        let mut state = engine.lock();
+        state.in_flight += 1;
+        state.peak_in_flight = state.peak_in_flight.max(state.in_flight);
+        Self(engine)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
+}
+
 impl Engine for FakeEngine {
     fn ping(&self) -> BoxFuture<'_, EngineResult<()>> {
         Box::pin(self.enter(Call::Ping, String::new()))
@@ -486,10 +517,13 @@ impl Engine for FakeEngine {
     fn ensure_network<'a>(&'a self, network: &'a NetworkSpec) -> BoxFuture<'a, EngineResult<()>> {
         Box::pin(async move {
             self.enter(Call::EnsureNetwork, network.name.clone()).await?;
-            self.lock()
+            let mut state = self.lock();
+            if let Some(found) = state.networks.get(&network.name) {
+                return super::owned::check_network(&network.name, &found.spec.labels, &network.labels);
+            }
+            state
                 .networks
-                .entry(network.name.clone())
-                .or_insert_with(|| FakeNetwork { spec: network.clone(), endpoints: BTreeMap::new() });
+                .insert(network.name.clone(), FakeNetwork { spec: network.clone(), endpoints: BTreeMap::new() });
             Ok(())
         })
     }
@@ -497,7 +531,11 @@ impl Engine for FakeEngine {
     fn ensure_volume<'a>(&'a self, volume: &'a VolumeSpec) -> BoxFuture<'a, EngineResult<()>> {
         Box::pin(async move {
             self.enter(Call::EnsureVolume, volume.name.clone()).await?;
-            self.lock().volumes.entry(volume.name.clone()).or_insert_with(|| volume.clone());
+            let mut state = self.lock();
+            if let Some(found) = state.volumes.get(&volume.name) {
+                return super::owned::check_volume(&volume.name, &found.labels, &volume.labels, volume.adopt);
+            }
+            state.volumes.insert(volume.name.clone(), volume.clone());
             Ok(())
         })
     }
@@ -527,10 +565,11 @@ impl Engine for FakeEngine {
             }
             // Docker creates a missing named volume on the fly, without labels.
             for binding in &spec.volumes {
-                state
-                    .volumes
-                    .entry(binding.volume.clone())
-                    .or_insert_with(|| VolumeSpec { name: binding.volume.clone(), labels: BTreeMap::new() });
+                state.volumes.entry(binding.volume.clone()).or_insert_with(|| VolumeSpec {
+                    name: binding.volume.clone(),
+                    labels: BTreeMap::new(),
+                    adopt: false,
+                });
             }
             state.next_id += 1;
             let id = format!("fake{:060x}", state.next_id);

@@ -3,13 +3,15 @@
 //! socket; everything else (planner, runtime, tests of them) depends on the trait alone.
 //! [`fake::FakeEngine`] (feature `fake-engine`, on for this crate's tests) is the in-memory one
 //! the tests drive. [`timeout::TimeoutEngine`] wraps an engine with time limits that fit each
-//! call.
+//! call; [`bounded::BoundedEngine`] bounds how many calls are in flight at once.
 
 pub mod auth;
 pub mod bollard;
+pub mod bounded;
 #[cfg(any(test, feature = "fake-engine"))]
 pub mod fake;
 pub mod labels;
+pub mod owned;
 pub mod timeout;
 
 use std::collections::BTreeMap;
@@ -18,6 +20,22 @@ use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
 use futures_util::Stream;
+
+/// The engine as the controller uses it: `inner` (the socket client, or the fake in tests)
+/// with time limits per call (`None`: none, for tests) and, outermost, the bound on calls in
+/// flight ([`bounded`] says why in that order).
+#[must_use]
+pub fn layered(
+    inner: std::sync::Arc<dyn Engine>,
+    timeouts: Option<timeout::CallTimeouts>,
+    fan_out: bounded::FanOut,
+) -> std::sync::Arc<dyn Engine> {
+    let limited: std::sync::Arc<dyn Engine> = match timeouts {
+        Some(limits) => std::sync::Arc::new(timeout::TimeoutEngine::new(inner, limits)),
+        None => inner,
+    };
+    std::sync::Arc::new(bounded::BoundedEngine::new(limited, fan_out))
+}
 
 /// Errors from the engine, classified so callers can tell "gone" from "try again". Clone, so a
 /// test engine can script the same error for many calls.
@@ -49,6 +67,15 @@ pub enum EngineError {
         /// The host port (`address:port` as the engine wrote it).
         port: String,
         /// The engine's message.
+        message: String,
+    },
+    /// A network or volume of the stack's name exists but is not the stack's (it lacks the
+    /// stack's labels and was not adopted): it is never used. Needs a person, not a retry.
+    #[error("{message}")]
+    Foreign {
+        /// The Docker name of the network or volume.
+        name: String,
+        /// What it is, whose it looks to be, and what to do.
         message: String,
     },
     /// The engine could not be reached or answered with a server error: transient.
@@ -264,6 +291,9 @@ pub struct VolumeSpec {
     pub name: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// An existing volume of that name is used even without the stack's labels (`adopt: true`),
+    /// unless another meme-controller stack owns it.
+    pub adopt: bool,
 }
 
 /// What happened to a container, from the event stream.
@@ -333,10 +363,13 @@ pub trait Engine: Send + Sync + 'static {
     /// Pulls an image.
     fn pull_image<'a>(&'a self, image: &'a str, auth: Option<RegistryAuth>) -> BoxFuture<'a, EngineResult<()>>;
 
-    /// Creates the network unless a network of that name exists.
+    /// Creates the network unless a network of that name exists; an existing one must be the
+    /// stack's ([`owned::check_network`]), else [`EngineError::Foreign`].
     fn ensure_network<'a>(&'a self, network: &'a NetworkSpec) -> BoxFuture<'a, EngineResult<()>>;
 
-    /// Creates the volume unless a volume of that name exists. Never removes one.
+    /// Creates the volume unless a volume of that name exists; an existing one must be the
+    /// stack's or adopted ([`owned::check_volume`]), else [`EngineError::Foreign`]. Never
+    /// removes one.
     fn ensure_volume<'a>(&'a self, volume: &'a VolumeSpec) -> BoxFuture<'a, EngineResult<()>>;
 
     /// Creates a container (not started), joins its other networks and copies its files in;

@@ -380,7 +380,10 @@ async fn create(
     let Action::Create { slot, .. } = step.action else {
         return Err(engine(step, EngineError::Other { message: "not a create step".to_owned() }));
     };
-    let spec = service.container_spec(&state.stack, &state.revision, slot);
+    let mut spec = service.container_spec(&state.stack, &state.revision, slot);
+    if !ctx.ownership.instance().is_empty() {
+        spec.labels.insert(labels::INSTANCE.to_owned(), ctx.ownership.instance().to_owned());
+    }
     let created = {
         // Creating takes addresses on the networks: never while a container is being moved
         // there (it would take the address that container is about to ask back).

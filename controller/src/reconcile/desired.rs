@@ -210,7 +210,7 @@ impl DesiredState {
             .map(|v| {
                 let mut labels = labels::stack_labels(&stack);
                 labels.insert(labels::OBJECT_NAME.to_owned(), v.name.clone());
-                (v.name.clone(), VolumeSpec { name: labels::object_name(&stack, &v.name), labels })
+                (v.name.clone(), VolumeSpec { name: labels::object_name(&stack, &v.name), labels, adopt: v.adopt })
             })
             .collect();
         let services = set

@@ -1,6 +1,6 @@
 //! What the controller remembers about each service between reconciles, in one place: the
-//! failed rollouts of a spec (and when to try again), the restarts seen, and a reload that
-//! failed. Plain data behind one lock, with methods that say what each fact is for; per-container
+//! failed rollouts of a spec (and when to try again), the restarts seen, containers removed by
+//! someone else, and a reload that failed. Plain data behind one lock, with methods that say what each fact is for; per-container
 //! facts (readiness, rotation, reloaded files) live with the module that owns them.
 
 use std::collections::HashMap;
@@ -26,6 +26,8 @@ struct ServiceMemory {
     rollout: Option<RolloutBlock>,
     restarts: u64,
     reload_failed: Option<String>,
+    /// Containers removed by someone else, not yet counted as corrected.
+    removed_outside: u32,
 }
 
 /// Every service's memory.
@@ -91,6 +93,27 @@ impl ServiceMemories {
         self.lock().get(service).map_or(0, |m| m.restarts)
     }
 
+    /// A container of the service was removed by someone else (a `destroy` the controller did
+    /// not cause).
+    pub fn removed_outside(&self, service: &str) {
+        let mut services = self.lock();
+        let memory = services.entry(service.to_owned()).or_default();
+        memory.removed_outside = memory.removed_outside.saturating_add(1);
+    }
+
+    /// How many of the `missing` containers created now replace ones removed by someone else
+    /// (drift corrections): all of them when the service had converged (`was_synced`), else as
+    /// many as were seen removed and not yet counted. What is counted is forgotten, and
+    /// everything once the service is `synced` again.
+    pub fn corrected_removals(&self, service: &str, missing: u32, was_synced: bool, synced: bool) -> u32 {
+        let mut services = self.lock();
+        let Some(memory) = services.get_mut(service) else { return if was_synced { missing } else { 0 } };
+        let seen = memory.removed_outside;
+        let corrected = if was_synced { missing } else { missing.min(seen) };
+        memory.removed_outside = if synced { 0 } else { seen.saturating_sub(corrected) };
+        corrected
+    }
+
     /// Reloading these files failed: the service is replaced instead.
     pub fn reload_failed(&self, service: &str, files_hash: &str) {
         self.lock().entry(service.to_owned()).or_default().reload_failed = Some(files_hash.to_owned());
@@ -145,5 +168,21 @@ mod tests {
         assert!(m.has_reload_failed("caddy", "f1") && !m.has_reload_failed("caddy", "f2"));
         m.forget("web");
         assert_eq!(m.restarts("web"), 0);
+    }
+
+    #[test]
+    fn removals_from_outside_should_be_counted_once_each() {
+        let m = ServiceMemories::default();
+        assert_eq!(m.corrected_removals("web", 2, false, false), 0, "a cold start corrects nothing");
+        assert_eq!(m.corrected_removals("web", 2, true, false), 2, "a converged service: every missing one");
+        for _ in 0..3 {
+            m.removed_outside("web");
+        }
+        assert_eq!(m.corrected_removals("web", 2, false, false), 2);
+        assert_eq!(m.corrected_removals("web", 5, false, false), 1, "only the one left");
+        assert_eq!(m.corrected_removals("web", 1, false, false), 0);
+        m.removed_outside("web");
+        assert_eq!(m.corrected_removals("web", 0, false, true), 0);
+        assert_eq!(m.corrected_removals("web", 1, false, false), 0, "forgotten once Synced");
     }
 }

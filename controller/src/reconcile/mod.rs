@@ -60,6 +60,7 @@ impl ReconcileError {
                 Some(EngineError::Pull { message, .. }) if image_does_not_exist(message) => Reason::ImageMissing,
                 Some(EngineError::Pull { .. }) => Reason::ImagePullFailed,
                 Some(EngineError::PortConflict { .. }) => Reason::PortConflict,
+                Some(EngineError::Foreign { .. }) => Reason::ForeignObject,
                 Some(EngineError::Unavailable { .. }) => Reason::EngineUnavailable,
                 _ => Reason::ApplyFailed,
             },
@@ -71,7 +72,10 @@ impl ReconcileError {
     /// answer or a registry error is retried (`Ready=False`/`Unknown`, `Degraded`), not stalled.
     #[must_use]
     pub fn stalls(&self) -> bool {
-        matches!(self.reason(), Reason::SecretMissing | Reason::ImageMissing | Reason::PortConflict)
+        matches!(
+            self.reason(),
+            Reason::SecretMissing | Reason::ImageMissing | Reason::PortConflict | Reason::ForeignObject
+        )
     }
 
     /// A short, bounded label for metrics.
@@ -82,6 +86,7 @@ impl ReconcileError {
             Self::Resolve(_) => "secret",
             Self::Apply(ApplyError::ImageMissing { .. }) => "image",
             Self::Apply(ApplyError::Engine { source: EngineError::Pull { .. }, .. }) => "pull",
+            Self::Apply(ApplyError::Engine { source: EngineError::Foreign { .. }, .. }) => "foreign",
             Self::Apply(_) => "engine",
         }
     }
@@ -116,6 +121,10 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> R
         return Ok(Outcome { next: Next::AwaitChange, applied: Applied::default(), phase: Phase::Progressing });
     };
     tracing::Span::current().record("revision", apply::short(&state.revision));
+    // Another controller owns the stack: change nothing (the stack's conditions say why).
+    if !crate::ownership::admit(ctx, &state.stack) {
+        return Ok(Outcome { next: Next::AwaitChange, applied: Applied::default(), phase: Phase::Progressing });
+    }
     let observed = match ctx.engine.list_containers(&labels::service_filter(&state.stack, name)).await {
         Ok(observed) => observed,
         Err(e) => {
@@ -219,6 +228,10 @@ pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
             return Err(e);
         }
     };
+    // Not this controller's stack (yet): nothing to do; looked at again at the next resync.
+    if !crate::ownership::admit(ctx, &state.stack) {
+        return Ok(Vec::new());
+    }
     let mut by_service: std::collections::BTreeMap<&str, Vec<ObservedContainer>> = std::collections::BTreeMap::new();
     for c in &all {
         if let Some(service) = c.label(labels::SERVICE) {
@@ -263,14 +276,16 @@ fn record_metrics(ctx: &Context, name: &str, plan: &Plan, applied: Applied, was_
     // Stopped containers started again are always drift; missing ones are drift only when the
     // service had converged (not a cold start or a scale-up).
     m.drift_corrected(name, "stopped", applied.started);
-    if was_synced {
-        let missing = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s.action, plan::Action::Create { cause: CreateCause::Missing, .. }))
-            .count();
-        m.drift_corrected(name, "removed", u32::try_from(missing).unwrap_or(u32::MAX));
-    }
+    // Missing ones: all of them when the service had converged, else as many as were seen
+    // removed by someone else (a burst of removals lands while the first replacements start).
+    let missing = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, plan::Action::Create { cause: CreateCause::Missing, .. }))
+        .count();
+    let missing = u32::try_from(missing).unwrap_or(u32::MAX);
+    let removed = ctx.services.corrected_removals(name, missing, was_synced, plan.phase == Phase::Synced);
+    m.drift_corrected(name, "removed", removed);
 }
 
 /// Readiness of each observed container: current ones are probed, old ones judged from cache.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use meme_api::status::{ReconcileInfo, SyncStatus};
+use meme_api::status::{Condition, ReconcileInfo, SyncStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 
@@ -296,7 +296,8 @@ fn refresh_sync_status(ctx: &Context, queue: &WorkQueue) {
         let current = |x: &meme_api::status::ServiceStatus| applied.as_deref() == Some(x.revision.as_str());
         s.sync_status = if s.suspended {
             SyncStatus::Suspended
-        } else if s.applied.is_none() || s.source.error.is_some() {
+        } else if s.applied.is_none() || s.source.error.is_some() || s.conditions.iter().any(Condition::holds) {
+            // A stack condition (another controller owns the stack): what git says is not applied.
             SyncStatus::OutOfSync
         } else if s.services.iter().any(|x| x.phase == Phase::Degraded && current(x)) {
             SyncStatus::Degraded
@@ -338,8 +339,8 @@ pub async fn watch_engine(ctx: Arc<Context>, signals: mpsc::Sender<Signal>, mut 
                             continue;
                         }
                         let Some(service) = event.labels.get(labels::SERVICE).cloned() else { continue };
-                        if event.action == "destroy" {
-                            Context::lock(&ctx.stopping).remove(&event.id);
+                        if event.action == "destroy" && !Context::lock(&ctx.stopping).remove(&event.id) {
+                            ctx.services.removed_outside(&service);
                         }
                         if event.action == "die" && !Context::lock(&ctx.stopping).contains(&event.id) {
                             ctx.services.restarted(&service);

@@ -45,7 +45,10 @@ pub struct StackSpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NetworkSpec {
-    /// Network name (a DNS label); Deployments list it in `spec.networks`.
+    /// Network name (a DNS label); Deployments list it in `spec.networks`. A network of the
+    /// name `<stack>_<name>` that the controller did not create for this stack is never joined
+    /// (the service is `Stalled`, naming it): remove it or choose another name. There is no
+    /// adoption for networks: they hold no data, the controller makes its own.
     pub name: String,
     /// Docker `--internal`: no route to outside the host. Default `false`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::strict::boolean")]
@@ -58,4 +61,12 @@ pub struct NetworkSpec {
 pub struct VolumeSpec {
     /// Volume name (a DNS label); Deployments mount it by this name.
     pub name: String,
+    /// Use the volume `<stack>_<name>` even if the controller did not create it (made by
+    /// `docker compose` for the project of the same name, or by hand): how data is kept when a
+    /// compose project moves to the controller. Without it, a volume of that name that does not
+    /// carry this stack's labels is never mounted (the service is `Stalled`, naming it). A
+    /// volume of another meme-controller stack is never adopted. Missing, it is created as
+    /// usual. Default `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not", deserialize_with = "crate::strict::boolean")]
+    pub adopt: bool,
 }

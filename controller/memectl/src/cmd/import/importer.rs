@@ -407,7 +407,7 @@ impl<'a> Importer<'a> {
             name = format!("{base}-{n}");
             n += 1;
         }
-        self.stack_volumes.push(VolumeSpec { name: name.clone() });
+        self.stack_volumes.push(VolumeSpec { name: name.clone(), adopt: false });
         self.volumes.insert(compose_name.to_owned(), name.clone());
         name
     }
