@@ -159,12 +159,13 @@ fn issue_11_a_second_controller_on_a_stack_refuses_until_the_first_is_gone_and_a
     // The first is stopped for good (SIGKILL: no goodbye). After the lease's TTL the second
     // takes the stack over and applies its manifests.
     first.kill();
-    second.wait_running("web", 2, "meme-demo:v2", CONVERGE);
+    // (`first` reads the stack's containers: both envs name the same stack.)
+    first.wait_running("web", 2, "meme-demo:v2", CONVERGE);
     second.wait_ready("web", 2, CONVERGE);
     let claimed = second.wait_event("StackClaimed", "instance first", CONVERGE);
     assert!(claimed.message.contains("lease expired"), "{}", claimed.message);
     assert!(stack_condition(&second, "StackOwnedElsewhere").is_none(), "the refusal is over");
-    assert!(second.containers(Some("web")).iter().all(|c| c.label("pro.memeit.instance") == "second"));
+    assert!(first.containers(Some("web")).iter().all(|c| c.label("pro.memeit.instance") == "second"));
 
     // A deliberate hand-over back to the first, which now waits an hour for a stopped owner:
     // it refuses while the second runs, and after the second stopped...
