@@ -135,4 +135,4 @@ Starting the controller on $listen (Ctrl-C to stop it; containers keep running).
 MSG
 echo $$ >"$work/controller.pid"
 exec "$bin/meme-controller" --repo "$repo" --path manifests --secrets-dir "$secrets" --resync 10s \
-  --listen "$listen" --token-file "$token" --state-dir "$work/state"
+  --listen "$listen" --token-file "$token" --state-dir "$work/state" --lease-dir "$work/leases"

@@ -111,12 +111,14 @@ fn issue_11_a_network_or_volume_not_made_for_the_stack_is_never_used_and_a_compo
     env.write_files(&[("stack.yaml", &stack_doc("{stack}", "{name: db, adopt: true}"))]);
     env.commit("adopt the compose volume");
     let running = env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
-    let addr = format!("{}:8080", running[0].ip().expect("an address"));
-    let file = wait_for("the container to serve", CONVERGE, || http_get(&addr, "/file?path=/data/keep.txt"));
+    env.wait_ready("web", 1, CONVERGE);
+    // (The address comes and goes while the container is moved into rotation.)
+    let file = wait_for("the container to serve the volume's file", CONVERGE, || {
+        http_get(&format!("{}:8080", running[0].ip()?), "/file?path=/data/keep.txt")
+    });
     assert_eq!(file, (200, "kept across the move\n".to_owned()));
     let labels = docker(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
     assert!(labels.contains("com.docker.compose.project") && !labels.contains("pro.memeit"), "{labels}");
-    env.wait_ready("web", 1, CONVERGE);
 }
 
 // See: #11 (item 3)
