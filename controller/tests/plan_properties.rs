@@ -49,6 +49,7 @@ impl Sim {
             spec_hash: self.hash.to_owned(),
             files_hash: String::new(),
             rotation: self.rotation,
+            movable: true,
             image: format!("app:{}", self.hash),
             slot: self.slot,
             state: self.state,

@@ -101,14 +101,22 @@ impl Container {
         self.labels.get(key).map_or("", String::as_str)
     }
 
-    /// The container's IP address on its first network.
+    /// The container's IP address on its first network. A container being put in (or out of)
+    /// rotation is off its network for ~100-500 ms: this waits up to 5 s for the address.
     #[must_use]
     pub fn ip(&self) -> Option<String> {
-        let out = Command::new("docker")
-            .args(["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", &self.id])
-            .output()
-            .ok()?;
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().map(str::to_owned)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = Command::new("docker")
+                .args(["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", &self.id])
+                .output()
+                .ok()?;
+            let ip = String::from_utf8_lossy(&out.stdout).split_whitespace().next().map(str::to_owned);
+            if ip.is_some() || Instant::now() >= deadline || !out.status.success() {
+                return ip;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

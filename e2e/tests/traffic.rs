@@ -354,7 +354,10 @@ spec:
     let mut env = TestEnv::new(&[("stack.yaml", STACK), ("web.yaml", &yaml), ("files/app.conf", &conf)]);
     env.start();
     let before = env.wait_running("web", 1, "meme-demo:v1", CONVERGE);
-    let addr = format!("{}:8080", before[0].ip().expect("ip"));
+    // Admitted: the move that gives it its alias is over (it has an address again).
+    env.wait_event("InRotation", "", CONVERGE);
+    let ip = wait_for("its address", CONVERGE, || before[0].ip());
+    let addr = format!("{ip}:8080");
     assert_eq!(http_get(&addr, "/file?path=/etc/web/app.conf").map(|(_, b)| b), Some("level=info\n".to_owned()));
     env.write_files(&[("files/app.conf", "level=debug\n")]);
     env.commit("app.conf: debug");

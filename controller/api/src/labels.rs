@@ -31,6 +31,9 @@ pub const FILES_HASH: &str = "pro.memeit.files-hash";
 /// The drain period (milliseconds) of the Deployment a container was created from, so that a
 /// pruned service, whose manifest is gone, is still drained as it asked.
 pub const DRAIN_PERIOD_MS: &str = "pro.memeit.drain-period-ms";
+/// Present (`true`) on a container that publishes host ports: it is never moved on its networks
+/// (a move drops the port mapping), so it carries its alias from creation.
+pub const HOST_PORTS: &str = "pro.memeit.host-ports";
 /// The stop grace period (milliseconds) a container was created with, for the same reason.
 pub const STOP_GRACE_MS: &str = "pro.memeit.stop-grace-period-ms";
 

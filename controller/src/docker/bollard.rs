@@ -671,6 +671,9 @@ fn observe(summary: ContainerSummary) -> Option<ObservedContainer> {
         .map(|name| name.trim_start_matches('/').to_owned())
         .unwrap_or_default();
     let created = SystemTime::UNIX_EPOCH + Duration::from_secs(summary.created.unwrap_or(0).max(0).unsigned_abs());
+    let labels: BTreeMap<String, String> = summary.labels.unwrap_or_default().into_iter().collect();
+    let publishes_ports = labels.contains_key(super::labels::HOST_PORTS)
+        || summary.ports.iter().flatten().any(|p| p.public_port.is_some());
     let endpoints = summary.network_settings.and_then(|settings| settings.networks).unwrap_or_default();
     let mut networks: Vec<String> = endpoints.keys().cloned().collect();
     networks.sort();
@@ -681,7 +684,7 @@ fn observe(summary: ContainerSummary) -> Option<ObservedContainer> {
     Some(ObservedContainer {
         id,
         name,
-        labels: summary.labels.unwrap_or_default().into_iter().collect(),
+        labels,
         state,
         health: health_from_status(&status),
         exit_code: exit_code_from_status(&status),
@@ -691,6 +694,7 @@ fn observe(summary: ContainerSummary) -> Option<ObservedContainer> {
         image: summary.image.unwrap_or_default(),
         addresses,
         networks,
+        publishes_ports,
     })
 }
 
@@ -759,9 +763,14 @@ fn bytes_i64(value: u64) -> i64 {
 /// The endpoint settings of a new container on each network: no aliases. The service alias is
 /// given once the container is ready ([`Engine::rejoin_network`]): Docker's DNS answers an
 /// alias with every endpoint carrying it, so an alias given at creation would route traffic
-/// to a container that is not ready yet.
-fn endpoint(_spec: &ContainerSpec) -> EndpointSettings {
-    EndpointSettings::default()
+/// to a container that is not ready yet. Except for a container publishing host ports: moving
+/// it drops its port mapping (measured: the host port refused connections for ~0.5 s), so it
+/// is never moved and carries its alias from the start (see `reconcile::rotation`).
+fn endpoint(spec: &ContainerSpec) -> EndpointSettings {
+    EndpointSettings {
+        aliases: (!spec.published_ports.is_empty() && !spec.aliases.is_empty()).then(|| spec.aliases.clone()),
+        ..EndpointSettings::default()
+    }
 }
 
 /// A start refused because a published host port is taken: the engine answers 500 with
@@ -1064,6 +1073,9 @@ mod tests {
         );
         let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
         assert_eq!(endpoints.len(), 1);
-        assert_eq!(endpoints["s_a"].aliases, None, "aliases come when the container is ready");
+        assert_eq!(endpoints["s_a"].aliases, Some(vec!["web".to_owned()]), "host ports: the alias from the start");
+        let unpublished = ContainerSpec { published_ports: Vec::new(), ..spec };
+        let endpoints = create_body(&unpublished).networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(endpoints["s_a"].aliases, None, "otherwise the alias comes when the container is ready");
     }
 }

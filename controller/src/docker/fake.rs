@@ -578,7 +578,8 @@ impl Engine for FakeEngine {
                 let net = state.networks.get_mut(network).expect("checked above");
                 let ip = format!("10.{}.0.{}", 1 + net.endpoints.len() / 250, 2 + net.endpoints.len() % 250);
                 // As the real adapter does: no alias until the container is admitted.
-                net.endpoints.insert(id.clone(), FakeEndpoint { ip: ip.clone(), aliases: Vec::new() });
+                let aliases = if spec.published_ports.is_empty() { Vec::new() } else { spec.aliases.clone() };
+                net.endpoints.insert(id.clone(), FakeEndpoint { ip: ip.clone(), aliases });
                 addresses.insert(network.clone(), ip);
             }
             let mut observed = ObservedContainer {
@@ -594,6 +595,7 @@ impl Engine for FakeEngine {
                 image_id: image.id,
                 image: spec.image.clone(),
                 networks: spec.networks.clone(),
+                publishes_ports: !spec.published_ports.is_empty(),
                 addresses,
             };
             observed.status = status_text(&observed);

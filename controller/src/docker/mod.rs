@@ -160,6 +160,8 @@ pub struct ObservedContainer {
     pub addresses: BTreeMap<String, String>,
     /// Every network it is connected to, running or not.
     pub networks: Vec<String>,
+    /// It publishes host ports (label, or the ports the list call reports).
+    pub publishes_ports: bool,
 }
 
 impl ObservedContainer {

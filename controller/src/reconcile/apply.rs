@@ -244,6 +244,10 @@ async fn retire(
     for step in steps {
         let Action::Remove { id, .. } = &step.action else { continue };
         let Some(container) = containers.get(id.as_str()) else { continue };
+        // A container publishing host ports is never moved: that would close its ports early.
+        if container.publishes_ports {
+            continue;
+        }
         let rotation =
             ctx.rotations.observe(ctx.engine.as_ref(), container, name).await.map_err(|e| engine(step, e))?;
         if rotation != Rotation::Out {

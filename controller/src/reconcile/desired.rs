@@ -354,6 +354,9 @@ impl ResolvedService {
             container_labels.insert(labels::FILES_HASH.to_owned(), self.files_hash.clone());
         }
         container_labels.insert(labels::STOP_GRACE_MS.to_owned(), t.stop_grace_period_ms.to_string());
+        if t.ports.iter().any(|p| p.host_port.is_some()) {
+            container_labels.insert(labels::HOST_PORTS.to_owned(), "true".to_owned());
+        }
         let drain = spec.drain_period.get();
         if !drain.is_zero() {
             container_labels.insert(labels::DRAIN_PERIOD_MS.to_owned(), drain.as_millis().to_string());

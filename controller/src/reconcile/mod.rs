@@ -336,6 +336,7 @@ fn replicas_of(
                 spec_hash: c.label(labels::SPEC_HASH).unwrap_or_default().to_owned(),
                 files_hash: ctx.reloads.files_hash(c),
                 rotation: rotation.get(i).copied().unwrap_or_default(),
+                movable: !c.publishes_ports,
                 image: c.image.clone(),
                 slot: c.label(labels::REPLICA).and_then(|s| s.parse().ok()).unwrap_or(0),
                 state: c.state,

@@ -72,6 +72,9 @@ pub struct Replica {
     pub ever_ready: bool,
     /// Whether it is reachable through the service alias.
     pub rotation: Rotation,
+    /// Whether it may be moved in and out of rotation: not when it publishes host ports (the
+    /// move would drop the port mapping); such a container carries its alias from creation.
+    pub movable: bool,
     /// Digest per part of the template it was created from (empty when unknown).
     pub fields: BTreeMap<String, String>,
 }
@@ -563,7 +566,7 @@ fn removes(steps: &[Step], id: &str) -> bool {
 /// alias when started). Leaving containers are taken out by their own removal.
 fn with_rotation(steps: Vec<Step>, observed: &[Replica]) -> Vec<Step> {
     let mut rotation = Vec::new();
-    for r in observed.iter().filter(|r| r.state != ContainerState::Dead && !removes(&steps, &r.id)) {
+    for r in observed.iter().filter(|r| r.movable && r.state != ContainerState::Dead && !removes(&steps, &r.id)) {
         let ready = r.ready && r.state == ContainerState::Running;
         if ready && r.rotation != Rotation::In {
             rotation.push(Step {
@@ -685,6 +688,7 @@ mod tests {
             ready,
             ever_ready: ready,
             rotation: if ready { Rotation::In } else { Rotation::Out },
+            movable: true,
             fields: BTreeMap::from([("image".into(), format!("app:{hash}")), ("env.A".into(), hash.into())]),
         }
     }
@@ -759,6 +763,18 @@ mod tests {
         partial.rotation = Rotation::Partial;
         let p = plan(Some(&desired("a", 1, StrategyType::RollingUpdate)), &[partial], &PlanContext::default());
         assert_eq!(actions(&p), [&admit("3")]);
+    }
+
+    #[test]
+    fn plan_should_never_move_a_container_publishing_host_ports() {
+        let d = desired("a", 1, StrategyType::Recreate);
+        let mut caddy = replica("1", "a", 1, ContainerState::Running, false);
+        caddy.rotation = Rotation::In;
+        caddy.movable = false;
+        let p = plan(Some(&d), std::slice::from_ref(&caddy), &PlanContext::default());
+        assert!(p.steps.is_empty(), "no eviction: it would close the host port: {:?}", p.steps);
+        caddy.ready = true;
+        assert_eq!(plan(Some(&d), &[caddy], &PlanContext::default()).phase, Phase::Synced);
     }
 
     #[test]
