@@ -86,7 +86,10 @@ impl Context {
             rotations: Rotations::default(),
             reloads,
             events: Events::default(),
-            status: RwLock::new(ControllerStatus::default()),
+            status: RwLock::new(ControllerStatus {
+                controller_version: crate::VERSION.to_owned(),
+                ..ControllerStatus::default()
+            }),
             services: ServiceMemories::default(),
             ensured: Mutex::new(HashSet::new()),
             ensure_lock: tokio::sync::Mutex::new(()),

@@ -57,6 +57,14 @@ fn wait_should_succeed_on_convergence_and_fail_on_a_broken_rollout() {
     );
     assert_eq!(services[0].image, "meme-demo:v2");
 
+    // `version` names both binaries' builds, the server's as the running controller says it.
+    let controller = Command::new(binary("meme-controller")).arg("--version").output().unwrap();
+    let controller = String::from_utf8(controller.stdout).unwrap();
+    let controller = controller.trim().trim_start_matches("meme-controller ");
+    let out = memectl(&env, &["version"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).ends_with(&format!("\nServer Version: {controller}\n")), "{}", text(&out));
+
     // A rollout that cannot become healthy: wait exits 1 and says why.
     env.write_files(&[(
         "web.yaml",

@@ -364,6 +364,11 @@ pub struct ReconcileInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ControllerStatus {
+    /// The controller's version and build commit (`0.1.0 (commit abc1234)`), as its
+    /// `--version` prints it: what `memectl version` shows as the server's. Empty from a
+    /// controller that predates the field.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub controller_version: String,
     /// Stack name, once manifests were read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,

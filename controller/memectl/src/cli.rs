@@ -109,6 +109,8 @@ enum Command {
     Import(cmd::import::Args),
     /// Print a shell completion script (e.g. `memectl completion bash > /etc/bash_completion.d/memectl`).
     Completion(cmd::completion::Args),
+    /// This memectl's version and build commit, and the controller's (`--client`: only ours).
+    Version(cmd::version::Args),
 }
 
 /// Output format of `validate`, `history` and `diff`.
@@ -168,6 +170,7 @@ impl Cli {
             Command::History(args) => block_on(cmd::history::run(&args, &global)),
             Command::Rollback(args) => block_on(cmd::rollback::run(&args, &global)),
             Command::Set(args) => block_on(cmd::set::run(&args, &global)),
+            Command::Version(args) => block_on(cmd::version::run(&args, &global)),
         }
     }
 }

@@ -374,3 +374,39 @@ fn help_should_document_the_exit_codes() {
         .stdout(predicate::str::contains("Exit codes:\n  0  success"))
         .stdout(predicate::str::contains("plain http:// only"));
 }
+
+#[test]
+fn version_should_print_the_client_and_the_controllers_version() {
+    let mut status = fixture_status();
+    status.controller_version = "9.9.9 (commit feedbee)".to_owned();
+    let server = serve_statuses(vec![status]);
+    let client = format!("Client Version: {}", env!("CARGO_PKG_VERSION"));
+    memectl(&server.url).arg("version").assert().success().stdout(
+        predicate::str::starts_with(client.clone())
+            .and(predicate::str::ends_with("\nServer Version: 9.9.9 (commit feedbee)\n")),
+    );
+    let json = memectl(&server.url).args(["version", "-o", "json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json["serverVersion"], "9.9.9 (commit feedbee)");
+    assert!(json["clientVersion"].as_str().unwrap().starts_with(env!("CARGO_PKG_VERSION")), "{json}");
+}
+
+#[test]
+fn version_should_print_the_client_and_exit_2_when_the_controller_is_unreachable() {
+    let client = format!("Client Version: {}", env!("CARGO_PKG_VERSION"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    memectl(&url)
+        .arg("version")
+        .assert()
+        .code(2)
+        .stdout(
+            predicate::str::starts_with(client.clone()).and(predicate::str::ends_with("\nServer Version: unknown\n")),
+        )
+        .stderr(predicate::str::contains(url.as_str()));
+    memectl(&url)
+        .args(["version", "--client"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(client).and(predicate::str::contains("Server").not()));
+}

@@ -15,6 +15,7 @@ pub mod set;
 pub mod status;
 pub mod suspend;
 pub mod validate;
+pub mod version;
 pub mod wait;
 
 use crate::cli::{Global, Outcome};
