@@ -8,14 +8,18 @@ mod api;
 mod cleanup;
 mod client;
 mod converge;
+mod edge;
 mod engine;
 mod heal;
 mod idle;
+mod load;
 mod procfs;
 mod proxy;
+mod reload;
 mod resync;
 mod rollout;
 mod stack;
+mod traffic;
 mod util;
 mod watch;
 
@@ -120,6 +124,21 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         dump: Option<PathBuf>,
     },
+    /// Image swaps under 50 requests/s through Caddy: failed and slowest requests, vs docker-compose up -d.
+    Traffic {
+        /// Swaps per side and start delay [default 4; quick 2].
+        #[arg(long)]
+        swaps: Option<usize>,
+        /// Also measure with the app binding its port this long after start (0s: skip).
+        #[arg(long, default_value = "4s", value_parser = parse_duration)]
+        start_delay: Duration,
+    },
+    /// Caddyfile changes under 50 requests/s: failed requests with `reload` vs without (Recreate).
+    Reload {
+        /// Changes per side [default 3; quick 2].
+        #[arg(long)]
+        changes: Option<usize>,
+    },
     /// Everything in order, with one summary at the end.
     All {
         /// Idle sampling window in seconds [default 60; quick 10].
@@ -143,6 +162,8 @@ struct Plan {
     idle_seconds: u64,
     api_services: usize,
     api_seconds: u64,
+    traffic_swaps: usize,
+    reload_changes: usize,
 }
 
 impl Plan {
@@ -162,6 +183,8 @@ impl Plan {
                 idle_seconds: 10,
                 api_services: 20,
                 api_seconds: 3,
+                traffic_swaps: 2,
+                reload_changes: 2,
             }
         } else {
             Self {
@@ -178,6 +201,8 @@ impl Plan {
                 idle_seconds: 60,
                 api_services: 100,
                 api_seconds: 10,
+                traffic_swaps: 4,
+                reload_changes: 3,
             }
         }
     }
@@ -208,7 +233,8 @@ fn main() -> ExitCode {
         rust_log: cli.rust_log.clone(),
         logs: cli.controller_logs.clone(),
     };
-    let code = match preflight(&ctx) {
+    let edge = matches!(cli.command, Command::Traffic { .. } | Command::Reload { .. });
+    let code = match preflight(&ctx, edge) {
         Ok(()) => execute(&ctx, cli),
         Err(e) => {
             eprintln!("meme-bench: {e}");
@@ -237,13 +263,20 @@ fn main() -> ExitCode {
     code
 }
 
-/// Checks the engine, the images and the binary; prints what the run measures on.
-fn preflight(ctx: &Ctx) -> Result<()> {
+/// Checks the engine, the images and the binary (and Caddy's image and docker-compose for the
+/// traffic benchmarks, `edge`); prints what the run measures on.
+fn preflight(ctx: &Ctx, edge: bool) -> Result<()> {
     engine::ping().map_err(|e| Error(format!("{e}\nthe benchmarks need a running Docker engine")))?;
-    for image in [IMAGE_V1, IMAGE_V2] {
+    let images: &[&str] = if edge { &[IMAGE_V1, IMAGE_V2, edge::CADDY_IMAGE] } else { &[IMAGE_V1, IMAGE_V2] };
+    for image in images {
         if !engine::image_exists(image) {
             bail!("image {image} is missing: build the test images with hack/build-images.sh");
         }
+    }
+    if edge && edge::compose_version().is_none() {
+        bail!(
+            "docker-compose is missing: the traffic benchmark's baseline is docker-compose v1 (apt-get install docker-compose)"
+        );
     }
     if !ctx.controller.is_file() {
         bail!(
@@ -305,6 +338,18 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let (n, s) = (services.unwrap_or(plan.api_services), seconds.unwrap_or(plan.api_seconds));
             benches.push(("api", GOAL_API, Box::new(move || api::run(ctx, n, s, dump.as_deref()))));
         }
+        Command::Traffic { swaps, start_delay } => {
+            let swaps = swaps.unwrap_or(plan.traffic_swaps);
+            let mut delays = vec![Duration::ZERO];
+            if !start_delay.is_zero() {
+                delays.push(start_delay);
+            }
+            benches.push(("traffic", GOAL_TRAFFIC, Box::new(move || traffic::run(ctx, swaps, &delays))));
+        }
+        Command::Reload { changes } => {
+            let changes = changes.unwrap_or(plan.reload_changes);
+            benches.push(("reload", GOAL_RELOAD, Box::new(move || reload::run(ctx, changes))));
+        }
         Command::All { seconds } => {
             let p = Plan { idle_seconds: seconds.unwrap_or(plan.idle_seconds), ..plan };
             let Plan {
@@ -321,6 +366,8 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
                 idle_seconds,
                 api_services,
                 api_seconds,
+                traffic_swaps: _,
+                reload_changes: _,
             } = p;
             benches.push(("converge", GOAL_CONVERGE, Box::new(move || converge::run(ctx, &conv))));
             benches.push((
@@ -371,6 +418,8 @@ const GOAL_RESYNC: &str = "N=100: 1 list call and <= 5 ms CPU per no-op resync";
 const GOAL_HEAL: &str = "median time to a healthy container <= 1 s";
 const GOAL_IDLE: &str = "<= 0.2 % of a core, <= 20 MiB RSS";
 const GOAL_WATCH: &str = "commit->reconcile started <= 50 ms (p50 and max of 20 commits)";
+const GOAL_TRAFFIC: &str = "controller: 0 failed requests per swap, slowest <= 250 ms";
+const GOAL_RELOAD: &str = "failed requests per Caddyfile change with reload = 0";
 const GOAL_API: &str = "N=100: /metrics and /api/v1/status p99 <= 5 ms during a rollout";
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

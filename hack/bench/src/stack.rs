@@ -348,6 +348,41 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A fresh repository holding `files` (paths under `manifests/`, e.g. a Stack, Deployments
+    /// and the files they copy), committed; it has no bench [`Service`]s.
+    ///
+    /// # Errors
+    /// git or the file system failed.
+    pub fn with_files(ctx: &Ctx, suffix: &str, files: &[(&str, String)]) -> Result<Self> {
+        let name = ctx.name(suffix);
+        let dir = tempfile::Builder::new().prefix(&format!("{name}.")).tempdir()?;
+        cleanup::register_dir(dir.path().to_owned());
+        let stack = Self { name, services: Vec::new(), run: ctx.run.clone(), dir, controller: None };
+        std::fs::create_dir_all(stack.repo().join("manifests"))?;
+        std::fs::create_dir_all(stack.secrets())?;
+        stack.git(&["init", "-q", "-b", "main"])?;
+        for (path, content) in files {
+            stack.write_file(path, content)?;
+        }
+        stack.git(&["add", "-A"])?;
+        stack.git(&["commit", "-q", "-m", "bench stack"])?;
+        Ok(stack)
+    }
+
+    /// Writes `content` to `manifests/<path>` in the work tree (not committed; new files need a
+    /// `git add`).
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn write_file(&self, path: &str, content: &str) -> Result<()> {
+        let full = self.repo().join("manifests").join(path);
+        if let Some(dir) = full.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(full, content)?;
+        Ok(())
+    }
+
     /// The repository.
     #[must_use]
     pub fn repo(&self) -> PathBuf {
