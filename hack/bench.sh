@@ -7,7 +7,10 @@
 #   hack/bench.sh                  every benchmark, full size (about 12 minutes), one summary
 #   hack/bench.sh --quick          every benchmark, smoke size (about 3 minutes)
 #   hack/bench.sh converge 1 10    one benchmark (meme-bench --help lists them):
-#                                  converge rollout watch resync heal idle api
+#                                  converge rollout watch resync heal idle api traffic reload
+#   hack/bench.sh traffic          image swaps under load through Caddy vs docker-compose up -d
+#                                  (about 2.5 minutes, not part of `all`; needs docker-compose)
+#   hack/bench.sh reload           Caddyfile changes under load, with vs without `reload`
 #   hack/bench.sh release          release binaries: a from-scratch static build in a temporary
 #                                  target dir, its time, each binary's size (goal <= 20 MB)
 #
@@ -30,12 +33,13 @@ docker info >/dev/null 2>&1 || { echo "bench: the Docker engine is not reachable
 echo "== building meme-controller and meme-bench (release)" >&2
 cargo build --release -p meme-controller -p meme-bench >&2
 echo "== building the test images" >&2
-hack/build-images.sh v1 v2 >&2
+# meme-demo-caddy:test (traffic, reload and so all) packs Debian's caddy package.
+hack/build-images.sh v1 v2 caddy >&2
 
 has_command=no
 for arg in "$@"; do
   case "$arg" in
-    converge | rollout | watch | resync | heal | idle | api | all | help) has_command=yes ;;
+    converge | rollout | watch | resync | heal | idle | api | traffic | reload | all | help) has_command=yes ;;
   esac
 done
 [[ "$has_command" == yes ]] || set -- "$@" all

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long one request may take before it counts as failed (connect included).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +42,8 @@ impl Sample {
 pub struct Load {
     /// When the first request was due: [`Sample::at`] counts from here.
     pub started: Instant,
+    /// The same moment on the wall clock (to find a request in the controller's log).
+    pub wall: SystemTime,
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
     scheduler: Option<JoinHandle<Vec<JoinHandle<()>>>>,
@@ -57,7 +59,7 @@ impl Load {
         assert!(addr.ip().is_loopback(), "load goes to loopback only");
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let started = Instant::now();
+        let (started, wall) = (Instant::now(), SystemTime::now());
         let scheduler = {
             let (stop, samples) = (Arc::clone(&stop), Arc::clone(&samples));
             std::thread::spawn(move || {
@@ -91,7 +93,7 @@ impl Load {
                 workers
             })
         };
-        Self { started, stop, samples, scheduler: Some(scheduler) }
+        Self { started, wall, stop, samples, scheduler: Some(scheduler) }
     }
 
     /// Stops sending, waits for the requests in flight, returns every sample by send time.
@@ -124,6 +126,8 @@ pub struct Window {
     pub failed: usize,
     /// The slowest request (failed or not).
     pub slowest: Duration,
+    /// When the slowest was sent, from the window's start.
+    pub slowest_at: Duration,
     /// From the first failed request's send time to the send time of the first request
     /// answered after the last failure (zero when none failed): how long the service was out,
     /// to one request period.
@@ -143,6 +147,9 @@ impl Window {
             slowest: inside.iter().map(|s| s.latency).max().unwrap_or_default(),
             ..Self::default()
         };
+        if let Some(s) = inside.iter().max_by_key(|s| s.latency) {
+            w.slowest_at = s.at.saturating_sub(from);
+        }
         let first = inside.iter().position(|s| !s.ok());
         let last = inside.iter().rposition(|s| !s.ok());
         if let (Some(first), Some(last)) = (first, last) {
@@ -181,6 +188,9 @@ fn send(addr: SocketAddr, at: Duration) -> Sample {
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw)?;
         let text = String::from_utf8_lossy(&raw);
+        if raw.is_empty() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
             std::io::Error::other(format!("no status line in {:?}", text.chars().take(60).collect::<String>()))
         })

@@ -9,12 +9,12 @@
 //! app binding its port at once and once with it needing a few seconds to start
 //! (`STARTUP_DELAY` of the test server), where a deploy that does not wait for readiness shows.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::edge::{ComposeEdge, ControllerEdge, LOAD_LIMIT, RATE, REPLICAS, Span, timed};
 use crate::load::{Load, Sample, Window};
 use crate::stack::{Ctx, pause};
-use crate::util::{Goal, Result, Table, ms_f, secs};
+use crate::util::{Goal, Result, Table, ms_f, secs, utc};
 
 /// Slowest request allowed during a swap (issue 8).
 const SLOWEST_GOAL: Duration = Duration::from_millis(250);
@@ -23,11 +23,25 @@ const SLOWEST_GOAL: Duration = Duration::from_millis(250);
 struct Side {
     swaps: Vec<(&'static str, Span)>,
     samples: Vec<Sample>,
+    /// The load's start on the wall clock.
+    wall: SystemTime,
 }
 
 impl Side {
     fn windows(&self) -> Vec<Window> {
         self.swaps.iter().map(|(_, s)| Window::of(&self.samples, s.from, s.to)).collect()
+    }
+
+    /// Requests slower than `limit` sent during a swap: (swap number, its sample, time into
+    /// the swap), for finding them in the controller's log.
+    fn slow(&self, limit: Duration) -> Vec<(usize, &Sample, Duration)> {
+        let mut out = Vec::new();
+        for (i, (_, span)) in self.swaps.iter().enumerate() {
+            for s in self.samples.iter().filter(|s| s.at >= span.from && s.at < span.to && s.latency > limit) {
+                out.push((i + 1, s, s.at.saturating_sub(span.from)));
+            }
+        }
+        out
     }
 
     /// Sent, failed and slowest over every swap.
@@ -87,10 +101,11 @@ fn controller_side(ctx: &Ctx, tag: &str, swaps: usize, delay: Duration) -> Resul
         spans.push((version, span));
         pause(Duration::from_secs(1))?;
     }
+    let wall = load.wall;
     let samples = load.stop();
     let problems = edge.stack.controller().problems();
     edge.stack.controller().print_problems(&format!("traffic (app start {tag})"));
-    Ok((Side { swaps: spans, samples }, problems))
+    Ok((Side { swaps: spans, samples, wall }, problems))
 }
 
 fn compose_side(ctx: &Ctx, tag: &str, swaps: usize, delay: Duration) -> Result<Side> {
@@ -109,11 +124,13 @@ fn compose_side(ctx: &Ctx, tag: &str, swaps: usize, delay: Duration) -> Result<S
         spans.push((version, span));
         pause(Duration::from_secs(1))?;
     }
-    Ok(Side { swaps: spans, samples: load.stop() })
+    let wall = load.wall;
+    Ok(Side { swaps: spans, samples: load.stop(), wall })
 }
 
 fn report(tag: &str, delay: Duration, controller: &Side, compose: &Side, problems: (usize, usize)) -> Vec<Goal> {
-    let mut table = Table::new(&["side", "#", "to", "took", "sent", "failed", "slowest", "outage", "failures"]).left(3);
+    let mut table =
+        Table::new(&["side", "#", "to", "took", "sent", "failed", "slowest", "sent at", "outage", "failures"]).left(3);
     for (name, side) in [("controller", controller), ("docker-compose", compose)] {
         for (i, ((version, span), w)) in side.swaps.iter().zip(side.windows()).enumerate() {
             table.row(vec![
@@ -124,6 +141,7 @@ fn report(tag: &str, delay: Duration, controller: &Side, compose: &Side, problem
                 w.sent.to_string(),
                 w.failed.to_string(),
                 ms_f(w.slowest.as_secs_f64()),
+                format!("+{}", secs(w.slowest_at)),
                 secs(w.outage),
                 w.reasons(),
             ]);
@@ -140,6 +158,7 @@ fn report(tag: &str, delay: Duration, controller: &Side, compose: &Side, problem
             ms_f(slowest.as_secs_f64()),
             String::new(),
             String::new(),
+            String::new(),
         ]);
         let whole = Window::of(&side.samples, Duration::ZERO, Duration::MAX);
         table.row(vec![
@@ -151,6 +170,7 @@ fn report(tag: &str, delay: Duration, controller: &Side, compose: &Side, problem
             whole.failed.to_string(),
             ms_f(whole.slowest.as_secs_f64()),
             String::new(),
+            String::new(),
             whole.reasons(),
         ]);
     }
@@ -161,6 +181,20 @@ fn report(tag: &str, delay: Duration, controller: &Side, compose: &Side, problem
          controller logged {} warnings, {} errors)",
         problems.0, problems.1
     ));
+    let slow = controller.slow(SLOWEST_GOAL);
+    if !slow.is_empty() {
+        println!("controller: requests slower than {} during swaps (sent at, UTC):", ms_f(SLOWEST_GOAL.as_secs_f64()));
+        for (swap, s, into) in slow.iter().take(10) {
+            println!(
+                "  swap {swap} +{} ({})  {}  {}",
+                secs(*into),
+                utc(controller.wall + s.at),
+                ms_f(s.latency.as_secs_f64()),
+                s.error.as_deref().unwrap_or("200")
+            );
+        }
+        println!();
+    }
     let (c_sent, c_failed, c_max, c_slowest) = controller.during_swaps();
     let (k_sent, k_failed, k_max, k_slowest) = compose.during_swaps();
     let name = if delay.is_zero() { "traffic".to_owned() } else { format!("traffic start {tag}") };
@@ -203,7 +237,9 @@ mod tests {
         let side = Side {
             swaps: vec![("v2", Span { from: Duration::from_millis(100), to: Duration::from_millis(300) })],
             samples: vec![sample(0, false), sample(100, true), sample(200, false), sample(400, true)],
+            wall: SystemTime::now(),
         };
+        assert_eq!(side.slow(Duration::from_millis(15)).len(), 1);
         assert_eq!(side.during_swaps(), (2, 1, 1, Duration::from_millis(20)));
     }
 }

@@ -74,7 +74,13 @@ pub fn secs_f(s: f64) -> String {
 /// The time of day, UTC (`22:43:34.228Z`), to find a moment in the controller's log.
 #[must_use]
 pub fn utc_now() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    utc(SystemTime::now())
+}
+
+/// A time of day, UTC (`22:43:34.228Z`).
+#[must_use]
+pub fn utc(t: SystemTime) -> String {
+    let now = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let s = now.as_secs() % 86_400;
     format!("{:02}:{:02}:{:02}.{:03}Z", s / 3600, s / 60 % 60, s % 60, now.subsec_millis())
 }
