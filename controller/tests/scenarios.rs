@@ -301,3 +301,37 @@ async fn issue_11_a_large_scale_up_should_keep_the_engine_calls_in_flight_bounde
     assert!(peak <= bound && peak > 1, "{peak} creates were in flight at once (bound {bound})");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn issue_11_a_container_left_off_one_of_its_networks_should_be_reconnected_with_its_alias() {
+    // Found by e2e/tests/chaos.rs: a SIGKILL between the disconnect and the connect of a
+    // rotation move (admission gives the alias by disconnect + connect) left a running container
+    // off its second network; the restarted controller judged it in rotation on the one it was
+    // on and reported Synced. A `docker network disconnect` by hand leaves the same state.
+    let h = Harness::start();
+    let stack = TestStack::new()
+        .with_network("front")
+        .with_network("back")
+        .with_service(TestService::new("web").replicas(2).networks(&["front", "back"]));
+    h.apply(&stack).await;
+    h.wait_synced("web").await;
+    let before: Vec<String> = h.running("web").into_iter().map(|c| c.id).collect();
+    let aliases = |id: &str| {
+        h.fake.with_state(|s| ["s_front", "s_back"].map(|n| s.networks[n].endpoints.get(id).map(|e| e.aliases.clone())))
+    };
+    let victim = before[0].clone();
+    assert_eq!(aliases(&victim), [Some(vec!["web".to_owned()]), Some(vec!["web".to_owned()])], "admitted on both");
+
+    h.fake.disconnect_outside(&victim, "s_back");
+    h.wait_until("the container back on s_back with its alias", |h| {
+        h.fake.with_state(|s| s.networks["s_back"].endpoints.get(&victim).is_some_and(|e| e.aliases == ["web"]))
+    })
+    .await;
+    h.wait_synced("web").await;
+    assert_eq!(aliases(&victim), [Some(vec!["web".to_owned()]), Some(vec!["web".to_owned()])]);
+    let after: Vec<String> = h.running("web").into_iter().map(|c| c.id).collect();
+    assert_eq!(after, before, "reconnected, not replaced");
+    let networks = h.fake.container(&victim).expect("victim").observed.networks;
+    assert_eq!(networks.len(), 2, "{networks:?}");
+    h.stop().await;
+}

@@ -464,8 +464,11 @@ impl Engine for BollardEngine {
             let what = format!("network {network}");
             let request = NetworkDisconnectRequest { container: id.to_owned(), force: Some(false) };
             match self.docker.disconnect_network(network, request).await {
-                // Not connected (a crash between the two calls): connect it.
+                // Not connected (a crash between the two calls, or a disconnect by hand): connect
+                // it. Docker 20.10 says so with a 500 "container ... is not connected to network".
                 Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 403 | 404, .. }) => {}
+                Err(BollardError::DockerResponseServerError { message, .. })
+                    if message.contains("is not connected") => {}
                 Err(e) => return Err(map_error(e, &what)),
             }
             let connect = |pinned: Option<&str>| NetworkConnectRequest {

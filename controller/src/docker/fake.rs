@@ -417,6 +417,20 @@ impl FakeEngine {
         self.emit_all(events);
     }
 
+    /// `docker network disconnect` by someone else, or what a crash between the disconnect and
+    /// the connect of a rotation move leaves: the container is off `network`.
+    pub fn disconnect_outside(&self, id_or_name: &str, network: &str) {
+        let mut state = self.lock();
+        let Some(key) = state.resolve(id_or_name) else { return };
+        if let Some(net) = state.networks.get_mut(network) {
+            net.endpoints.remove(&key);
+        }
+        if let Some(c) = state.containers.get_mut(&key) {
+            c.observed.networks.retain(|n| n != network);
+            c.observed.addresses.remove(network);
+        }
+    }
+
     /// Replaces a container's output.
     pub fn set_logs(&self, id_or_name: &str, logs: &str) {
         self.with_container(id_or_name, |c| {
@@ -702,10 +716,22 @@ impl Engine for FakeEngine {
             let Some(net) = state.networks.get_mut(network) else {
                 return Err(EngineError::NotFound { what: format!("network {network}") });
             };
-            // Networks the fake makes always keep addresses (as the controller's pinned ones do).
-            let endpoint =
-                net.endpoints.entry(key).or_insert_with(|| FakeEndpoint { ip: String::new(), aliases: Vec::new() });
+            // Networks the fake makes always keep addresses (as the controller's pinned ones do);
+            // a container that was off the network gets a new one.
+            let count = net.endpoints.len();
+            let endpoint = net.endpoints.entry(key.clone()).or_insert_with(|| FakeEndpoint {
+                ip: format!("10.{}.0.{}", 1 + count / 250, 2 + count % 250),
+                aliases: Vec::new(),
+            });
             endpoint.aliases = aliases.to_vec();
+            let ip = endpoint.ip.clone();
+            if let Some(c) = state.containers.get_mut(&key)
+                && !c.observed.networks.iter().any(|n| n == network)
+            {
+                c.observed.networks.push(network.to_owned());
+                c.observed.addresses.insert(network.to_owned(), ip);
+                return Ok(Rejoined::NewAddress);
+            }
             Ok(Rejoined::SameAddress)
         })
     }

@@ -132,10 +132,14 @@ pub async fn apply(
             (Action::Admit { id } | Action::Evict { id }, _) => {
                 if let Some(container) = containers.get(id.as_str()) {
                     let admit = matches!(step.action, Action::Admit { .. });
+                    let networks = match target {
+                        Target::Desired(_, service) => service.networks_for(container),
+                        Target::Pruned(_) => container.networks.clone(),
+                    };
                     let moved = if admit {
-                        ctx.rotations.admit(ctx.engine.as_ref(), container, name).await
+                        ctx.rotations.admit(ctx.engine.as_ref(), container, name, &networks).await
                     } else {
-                        ctx.rotations.evict(ctx.engine.as_ref(), container, name).await
+                        ctx.rotations.evict(ctx.engine.as_ref(), container, name, &networks).await
                     }
                     .map_err(|e| engine(step, e))?;
                     tracing::debug!(container = %container.name, admit, "rotation changed");
@@ -248,10 +252,16 @@ async fn retire(
         if container.publishes_ports {
             continue;
         }
+        // Leaving: only the networks it is on matter.
+        let networks = &container.networks;
         let rotation =
-            ctx.rotations.observe(ctx.engine.as_ref(), container, name).await.map_err(|e| engine(step, e))?;
+            ctx.rotations.observe(ctx.engine.as_ref(), container, name, networks).await.map_err(|e| engine(step, e))?;
         if rotation != Rotation::Out {
-            let moved = ctx.rotations.evict(ctx.engine.as_ref(), container, name).await.map_err(|e| engine(step, e))?;
+            let moved = ctx
+                .rotations
+                .evict(ctx.engine.as_ref(), container, name, networks)
+                .await
+                .map_err(|e| engine(step, e))?;
             address_changed(ctx, name, container, &moved);
             drain = drain.max(drain_period(target, container));
         }

@@ -14,7 +14,8 @@ use meme_api::{ContainerTemplate, ManifestSet};
 
 use crate::docker::labels;
 use crate::docker::{
-    ContainerFile, ContainerSpec, ExecHealthcheck, NetworkSpec, PublishedPort, VolumeBinding, VolumeSpec,
+    ContainerFile, ContainerSpec, ExecHealthcheck, NetworkSpec, ObservedContainer, PublishedPort, VolumeBinding,
+    VolumeSpec,
 };
 use crate::reconcile::plan::DesiredReplicas;
 
@@ -305,6 +306,18 @@ impl ResolvedService {
             progress_deadline: spec.progress_deadline.get(),
             reload: spec.reload.is_some(),
             fields: self.fields.clone(),
+        }
+    }
+
+    /// The networks `container` should be on: this service's (Docker names) when it was made
+    /// from the desired spec, else the ones it is on (an old container only ever leaves).
+    #[must_use]
+    pub fn networks_for(&self, container: &ObservedContainer) -> Vec<String> {
+        if container.label(labels::SPEC_HASH) == Some(self.spec_hash.as_str()) {
+            let t = &self.service.template;
+            t.networks.iter().map(|n| labels::object_name(&t.stack, n)).collect()
+        } else {
+            container.networks.clone()
         }
     }
 

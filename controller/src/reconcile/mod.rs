@@ -164,7 +164,7 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> R
 
     let was_synced = ctx.with_status(|s| s.services.iter().any(|x| x.name == name && x.phase == Phase::Synced));
     let (readiness, rotation) =
-        tokio::join!(readiness_of(ctx, service, &resolved, &observed), rotation_of(ctx, name, &observed));
+        tokio::join!(readiness_of(ctx, service, &resolved, &observed), rotation_of(ctx, name, &resolved, &observed));
     let rotation = rotation.map_err(ReconcileError::Observe)?;
     let replicas = replicas_of(ctx, &observed, Some(&resolved.spec_hash), &readiness, &rotation);
     let plan_ctx = plan_context(ctx, service, &resolved);
@@ -204,9 +204,16 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> R
     Ok(Outcome { next, applied, phase: plan.phase })
 }
 
-/// Whether each observed container carries the service alias (inspected once per container).
-async fn rotation_of(ctx: &Context, name: &str, observed: &[ObservedContainer]) -> Result<Vec<Rotation>, EngineError> {
-    let looks = observed.iter().map(|c| ctx.rotations.observe(ctx.engine.as_ref(), c, name));
+/// Whether each observed container carries the service alias on the networks it should be on
+/// (inspected once per container).
+async fn rotation_of(
+    ctx: &Context,
+    name: &str,
+    resolved: &ResolvedService,
+    observed: &[ObservedContainer],
+) -> Result<Vec<Rotation>, EngineError> {
+    let networks: Vec<Vec<String>> = observed.iter().map(|c| resolved.networks_for(c)).collect();
+    let looks = observed.iter().zip(&networks).map(|(c, n)| ctx.rotations.observe(ctx.engine.as_ref(), c, name, n));
     futures_util::future::try_join_all(looks).await
 }
 
@@ -249,7 +256,11 @@ pub async fn drift_check(ctx: &Context) -> Result<Vec<String>, EngineError> {
         let ready: Vec<bool> =
             observed.iter().map(|c| ctx.readiness.get(&c.id).is_some_and(|v| v.ready) && c.is_running()).collect();
         // A container whose rotation was never looked at needs a reconcile to look.
-        let Some(rotation) = observed.iter().map(|c| ctx.rotations.known(c)).collect::<Option<Vec<Rotation>>>() else {
+        let Some(rotation) = observed
+            .iter()
+            .map(|c| ctx.rotations.known(c, &resolved.networks_for(c)))
+            .collect::<Option<Vec<Rotation>>>()
+        else {
             needs_work.push(name.clone());
             continue;
         };
