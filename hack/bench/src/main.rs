@@ -4,20 +4,25 @@
 //! (`goal: ... measured: ... PASS/MISS`). Every Docker object is named `mb-<run id>-...` and
 //! removed at the end, on a failure, a panic or Ctrl-C. See hack/bench/README.md.
 
+mod admit;
 mod api;
 mod cleanup;
 mod client;
 mod converge;
 mod edge;
 mod engine;
+mod events;
 mod heal;
 mod idle;
 mod load;
+mod probe;
 mod procfs;
 mod proxy;
+mod recreate;
 mod reload;
 mod resync;
 mod rollout;
+mod serve;
 mod stack;
 mod traffic;
 mod util;
@@ -138,6 +143,24 @@ enum Command {
         /// Changes per side [default 3; quick 2].
         #[arg(long)]
         changes: Option<usize>,
+    },
+    /// Commit v1<->v2 until the new version answers through the alias (Caddy), vs `docker run -d`.
+    Serve {
+        /// Image changes [default 6; quick 2].
+        #[arg(long)]
+        samples: Option<usize>,
+    },
+    /// The rotation move (disconnect + connect, same address) vs a plain connect, idle and busy.
+    Admit {
+        /// Moves per round [default 20; quick 6].
+        #[arg(long)]
+        samples: Option<usize>,
+    },
+    /// The gap of a Recreate service on a host port vs stop + remove, create + start.
+    Recreate {
+        /// Image changes [default 6; quick 2].
+        #[arg(long)]
+        samples: Option<usize>,
     },
     /// Everything in order, with one summary at the end.
     All {
@@ -351,6 +374,18 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let changes = changes.unwrap_or(plan.reload_changes);
             benches.push(("reload", GOAL_RELOAD, Box::new(move || reload::run(ctx, changes))));
         }
+        Command::Serve { samples } => {
+            let n = samples.unwrap_or(if ctx.quick { 2 } else { 6 });
+            benches.push(("serve", GOAL_SERVE, Box::new(move || serve::run(ctx, n))));
+        }
+        Command::Admit { samples } => {
+            let n = samples.unwrap_or(if ctx.quick { 6 } else { 20 });
+            benches.push(("admit", GOAL_ADMIT, Box::new(move || admit::run(ctx, n))));
+        }
+        Command::Recreate { samples } => {
+            let n = samples.unwrap_or(if ctx.quick { 2 } else { 6 });
+            benches.push(("recreate", GOAL_RECREATE, Box::new(move || recreate::run(ctx, n))));
+        }
         Command::All { seconds } => {
             let p = Plan { idle_seconds: seconds.unwrap_or(plan.idle_seconds), ..plan };
             let Plan {
@@ -387,6 +422,10 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             benches.push(("api", GOAL_API, Box::new(move || api::run(ctx, api_services, api_seconds, None))));
             // `traffic` is not here: at about 2.5 minutes it would lengthen `all` by a fifth.
             benches.push(("reload", GOAL_RELOAD, Box::new(move || reload::run(ctx, reload_changes))));
+            let n = if ctx.quick { 2 } else { 6 };
+            benches.push(("serve", GOAL_SERVE, Box::new(move || serve::run(ctx, n))));
+            benches.push(("admit", GOAL_ADMIT, Box::new(move || admit::run(ctx, if ctx.quick { 6 } else { 20 }))));
+            benches.push(("recreate", GOAL_RECREATE, Box::new(move || recreate::run(ctx, n))));
         }
     }
     let mut goals = Vec::new();
@@ -423,6 +462,9 @@ const GOAL_IDLE: &str = "<= 0.2 % of a core, <= 20 MiB RSS";
 const GOAL_WATCH: &str = "commit->reconcile started <= 50 ms (p50 and max of 20 commits)";
 const GOAL_TRAFFIC: &str = "controller: 0 failed requests per swap, slowest <= 250 ms";
 const GOAL_RELOAD: &str = "failed requests per Caddyfile change with reload = 0";
+const GOAL_SERVE: &str = "median commit->new version through the alias <= docker run + ready + 100 ms";
+const GOAL_ADMIT: &str = "admission move (disconnect + connect, same IPv4) p50 <= 100 ms, idle";
+const GOAL_RECREATE: &str = "median gap of a Recreate (host port) < stop+remove, create+start";
 const GOAL_API: &str = "N=100: /metrics and /api/v1/status p99 <= 5 ms during a rollout";
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

@@ -1,0 +1,190 @@
+//! What a client sees: a loop of `GET`s against one address, each on a new connection (so each
+//! one looks the service up again behind a proxy, and a stopped container cannot hide behind a
+//! kept-alive connection), recording when each started and ended, its status and the body (the
+//! version that answered). Used by `serve` (through Caddy) and `recreate` (a host port).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::engine;
+
+/// One request of the loop.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Just before the connect.
+    pub start: Instant,
+    /// After the last byte (or the failure).
+    pub end: Instant,
+    /// HTTP status; 0 when nothing answered (refused, reset, timeout).
+    pub status: u16,
+    /// The body, trimmed (`/version` answers `v1`).
+    pub body: String,
+}
+
+impl Answer {
+    /// A 200 carrying `version`.
+    #[must_use]
+    pub fn is(&self, version: &str) -> bool {
+        self.status == 200 && self.body == version
+    }
+}
+
+/// The loop, running in its own thread until [`Prober::finish`] (or drop).
+#[derive(Debug)]
+pub struct Prober {
+    answers: Arc<Mutex<Vec<Answer>>>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Starts probing `path` on `addr` every `every` (pause between the end of one request and
+    /// the next), each request bounded by `timeout`.
+    #[must_use]
+    pub fn start(addr: SocketAddr, path: &'static str, every: Duration, timeout: Duration) -> Self {
+        let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (out, halt) = (Arc::clone(&answers), Arc::clone(&stop));
+        let handle = std::thread::spawn(move || {
+            let ip = addr.ip().to_string();
+            while !halt.load(Ordering::Relaxed) && !crate::cleanup::interrupted() {
+                let start = Instant::now();
+                let got = engine::http_get(&ip, addr.port(), path, timeout);
+                let end = Instant::now();
+                let (status, body) = got.map_or((0, String::new()), |(s, b)| (s, b.trim().to_owned()));
+                out.lock().unwrap_or_else(PoisonError::into_inner).push(Answer { start, end, status, body });
+                std::thread::sleep(every);
+            }
+        });
+        Self { answers, stop, handle: Some(handle) }
+    }
+
+    /// The answers so far.
+    #[must_use]
+    pub fn answers(&self) -> Vec<Answer> {
+        self.answers.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Whether an answer started at or after `since` carries `version`.
+    #[must_use]
+    pub fn seen(&self, version: &str, since: Instant) -> bool {
+        self.answers.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|a| a.start >= since && a.is(version))
+    }
+
+    /// Stops the loop; every answer.
+    #[must_use]
+    pub fn finish(mut self) -> Vec<Answer> {
+        self.halt();
+        self.answers()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// How a switch from one version to another looked to the loop, from `since`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Switch {
+    /// The first answer of the new version: when it arrived (seconds after `since`).
+    pub first_new: Option<f64>,
+    /// The last answer of the old version: when it arrived.
+    pub last_old: Option<f64>,
+    /// The longest outage: from the end of the last answer (200, either version) before a run
+    /// of failed requests to the start of the first answer after it; 0 without a failed request,
+    /// `None` when the failures last to the end. Resolution: one cycle of the loop.
+    pub gap: Option<f64>,
+    /// Requests not answered 200 by either version after `since`.
+    pub failed: usize,
+    /// Requests after `since`.
+    pub requests: usize,
+}
+
+/// Reads the switch `old` -> `new` from the answers.
+#[must_use]
+pub fn switch(answers: &[Answer], since: Instant, old: &str, new: &str) -> Switch {
+    let after: Vec<&Answer> = answers.iter().filter(|a| a.start >= since).collect();
+    let at = |i: Instant| i.saturating_duration_since(since).as_secs_f64();
+    let first = after.iter().position(|a| a.is(new));
+    let ok = |a: &Answer| a.is(old) || a.is(new);
+    let mut gap = Some(0.0_f64);
+    let mut last_ok: Option<Instant> = None;
+    let mut failing = false;
+    for a in &after {
+        if ok(a) {
+            if failing && let Some(end) = last_ok {
+                let g = a.start.saturating_duration_since(end).as_secs_f64();
+                gap = gap.map(|m| m.max(g));
+            }
+            failing = false;
+            last_ok = Some(a.end);
+        } else {
+            failing = true;
+        }
+    }
+    if failing {
+        gap = None;
+    }
+    Switch {
+        first_new: first.map(|k| at(after[k].end)),
+        last_old: after.iter().rev().find(|a| a.is(old)).map(|a| at(a.end)),
+        gap,
+        failed: after.iter().filter(|a| !a.is(old) && !a.is(new)).count(),
+        requests: after.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(base: Instant, ms: u64, status: u16, body: &str) -> Answer {
+        let start = base + Duration::from_millis(ms);
+        Answer { start, end: start + Duration::from_millis(1), status, body: body.to_owned() }
+    }
+
+    #[test]
+    fn a_switch_should_measure_the_gap_between_the_versions() {
+        let t = Instant::now();
+        let answers = vec![
+            answer(t, 0, 200, "v1"),
+            answer(t, 10, 200, "v1"),
+            answer(t, 20, 0, ""),
+            answer(t, 30, 502, "bad gateway"),
+            answer(t, 40, 200, "v2"),
+            answer(t, 50, 200, "v2"),
+        ];
+        let s = switch(&answers, t + Duration::from_millis(5), "v1", "v2");
+        assert_eq!(s.requests, 5);
+        assert_eq!(s.failed, 2);
+        assert!((s.gap.unwrap() - 0.029).abs() < 1e-6, "{s:?}");
+        assert!((s.first_new.unwrap() - 0.036).abs() < 1e-6, "{s:?}");
+        assert!((s.last_old.unwrap() - 0.006).abs() < 1e-6, "{s:?}");
+    }
+
+    #[test]
+    fn overlapping_versions_should_have_no_failure() {
+        let t = Instant::now();
+        let answers = vec![answer(t, 0, 200, "v1"), answer(t, 10, 200, "v2"), answer(t, 20, 200, "v1")];
+        let s = switch(&answers, t, "v1", "v2");
+        assert_eq!(s.failed, 0);
+        assert_eq!(s.gap, Some(0.0));
+        assert!((s.last_old.unwrap() - 0.021).abs() < 1e-6);
+        let none = switch(&answers, t, "v1", "v3");
+        assert_eq!(none.first_new, None);
+        let down = switch(&[answer(t, 0, 200, "v1"), answer(t, 10, 0, "")], t, "v1", "v2");
+        assert_eq!((down.gap, down.failed), (None, 1));
+    }
+}
