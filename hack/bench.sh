@@ -8,6 +8,7 @@
 #   hack/bench.sh --quick          every benchmark, smoke size (about 3 minutes)
 #   hack/bench.sh converge 1 10    one benchmark (meme-bench --help lists them):
 #                                  converge rollout watch resync heal idle api traffic reload
+#                                  serve admit recreate
 #   hack/bench.sh traffic          image swaps under load through Caddy vs docker-compose up -d
 #                                  (about 2.5 minutes, not part of `all`; needs docker-compose)
 #   hack/bench.sh reload           Caddyfile changes under load, with vs without `reload`
@@ -39,7 +40,7 @@ hack/build-images.sh v1 v2 caddy >&2
 has_command=no
 for arg in "$@"; do
   case "$arg" in
-    converge | rollout | watch | resync | heal | idle | api | traffic | reload | all | help) has_command=yes ;;
+    converge | rollout | watch | resync | heal | idle | api | traffic | reload | serve | admit | recreate | all | help) has_command=yes ;;
   esac
 done
 [[ "$has_command" == yes ]] || set -- "$@" all

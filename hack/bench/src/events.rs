@@ -46,6 +46,8 @@ impl Feed {
         let socket = engine::socket();
         let mut stream = UnixStream::connect(&socket)
             .map_err(|e| Error(format!("cannot connect to the Docker engine at {}: {e}", socket.display())))?;
+        // The engine sends the head at once; the events as they come (no timeout then).
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         let filters = engine::encode(r#"{"type":["container","network"]}"#);
         write!(stream, "GET /events?filters={filters} HTTP/1.0\r\nHost: docker\r\nUser-Agent: meme-bench\r\n\r\n")?;
         let mut reader = BufReader::new(stream.try_clone()?);
@@ -61,6 +63,7 @@ impl Feed {
                 break;
             }
         }
+        stream.set_read_timeout(None)?;
         let events: Arc<Mutex<Vec<Event>>> = Arc::default();
         let out = Arc::clone(&events);
         let handle = std::thread::spawn(move || {

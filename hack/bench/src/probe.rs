@@ -32,40 +32,50 @@ impl Answer {
     }
 }
 
-/// The loop, running in its own thread until [`Prober::finish`] (or drop).
+/// The loops, each in its own thread until [`Prober::finish`] (or drop). Several loops side by
+/// side, so that one request stuck (a SYN to an address that just left, a DNS lookup held up)
+/// does not blind the client: the others go on asking.
 #[derive(Debug)]
 pub struct Prober {
     answers: Arc<Mutex<Vec<Answer>>>,
     stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl Prober {
-    /// Starts probing `path` on `addr` every `every` (pause between the end of one request and
-    /// the next), each request bounded by `timeout`.
+    /// Starts `loops` loops probing `path` on `addr`, each pausing `every` between the end of one
+    /// request and the next (started `every / loops` apart), each request bounded by `timeout`.
     #[must_use]
-    pub fn start(addr: SocketAddr, path: &'static str, every: Duration, timeout: Duration) -> Self {
+    pub fn start(addr: SocketAddr, path: &'static str, every: Duration, timeout: Duration, loops: u32) -> Self {
         let answers: Arc<Mutex<Vec<Answer>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (out, halt) = (Arc::clone(&answers), Arc::clone(&stop));
-        let handle = std::thread::spawn(move || {
-            let ip = addr.ip().to_string();
-            while !halt.load(Ordering::Relaxed) && !crate::cleanup::interrupted() {
-                let start = Instant::now();
-                let got = engine::http_get(&ip, addr.port(), path, timeout);
-                let end = Instant::now();
-                let (status, body) = got.map_or((0, String::new()), |(s, b)| (s, b.trim().to_owned()));
-                out.lock().unwrap_or_else(PoisonError::into_inner).push(Answer { start, end, status, body });
-                std::thread::sleep(every);
-            }
-        });
-        Self { answers, stop, handle: Some(handle) }
+        let loops = loops.max(1);
+        let handles = (0..loops)
+            .map(|n| {
+                let (out, halt) = (Arc::clone(&answers), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    std::thread::sleep(every * n / loops);
+                    let ip = addr.ip().to_string();
+                    while !halt.load(Ordering::Relaxed) && !crate::cleanup::interrupted() {
+                        let start = Instant::now();
+                        let got = engine::http_get(&ip, addr.port(), path, timeout);
+                        let end = Instant::now();
+                        let (status, body) = got.map_or((0, String::new()), |(s, b)| (s, b.trim().to_owned()));
+                        out.lock().unwrap_or_else(PoisonError::into_inner).push(Answer { start, end, status, body });
+                        std::thread::sleep(every);
+                    }
+                })
+            })
+            .collect();
+        Self { answers, stop, handles }
     }
 
-    /// The answers so far.
+    /// The answers so far, by start time.
     #[must_use]
     pub fn answers(&self) -> Vec<Answer> {
-        self.answers.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        let mut all = self.answers.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        all.sort_by_key(|a| a.start);
+        all
     }
 
     /// Whether an answer started at or after `since` carries `version`.
@@ -83,7 +93,7 @@ impl Prober {
 
     fn halt(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
+        for h in self.handles.drain(..) {
             let _ = h.join();
         }
     }
@@ -108,6 +118,10 @@ pub struct Switch {
     pub gap: Option<f64>,
     /// Requests not answered 200 by either version after `since`.
     pub failed: usize,
+    /// Those requests: (start, seconds after `since`; how long it took; status, 0 for none).
+    pub failures: Vec<(f64, f64, u16)>,
+    /// The longest request after `since`, seconds.
+    pub slowest: f64,
     /// Requests after `since`.
     pub requests: usize,
 }
@@ -142,6 +156,12 @@ pub fn switch(answers: &[Answer], since: Instant, old: &str, new: &str) -> Switc
         last_old: after.iter().rev().find(|a| a.is(old)).map(|a| at(a.end)),
         gap,
         failed: after.iter().filter(|a| !a.is(old) && !a.is(new)).count(),
+        failures: after
+            .iter()
+            .filter(|a| !a.is(old) && !a.is(new))
+            .map(|a| (at(a.start), a.end.duration_since(a.start).as_secs_f64(), a.status))
+            .collect(),
+        slowest: after.iter().map(|a| a.end.duration_since(a.start).as_secs_f64()).fold(0.0, f64::max),
         requests: after.len(),
     }
 }

@@ -1,6 +1,6 @@
 //! `recreate`: the gap of a `Recreate` service publishing a host port (as Caddy does on 80/443):
 //! its image changes v1<->v2 in a git commit while a client asks `GET /version` on the host port
-//! every 2 ms, each on a new connection. The gap is the longest time no container answered
+//! about every 2 ms (4 loops side by side), each on a new connection. The gap is the longest time no container answered
 //! (from the end of the last answer before the failures to the start of the first after them).
 //! The controller creates the new container before it retires the old one, so only stop,
 //! remove and start fall inside the gap (issue 8, item 4).
@@ -17,7 +17,7 @@ use crate::cleanup::Sweep;
 use crate::engine;
 use crate::events::{Feed, since};
 use crate::probe::{Prober, Switch, switch};
-use crate::serve::{PROBE_EVERY, PROBE_TIMEOUT};
+use crate::serve::{PROBE_EVERY, PROBE_LOOPS, PROBE_TIMEOUT};
 use crate::stack::{Ctx, PORT, RUN_LABEL, Service, Stack, create_config, deployment_yaml, pause, wait};
 use crate::util::{Goal, Result, Table, bail, median, ratio};
 use crate::{IMAGE_V1, IMAGE_V2};
@@ -41,7 +41,8 @@ struct Sample {
 pub fn run(ctx: &Ctx, samples: usize) -> Result<Vec<Goal>> {
     println!(
         "== recreate: a Recreate service on a host port, image v1<->v2 by commit, GET /version on the host port every \
-         {} ms (new connection each): longest time nothing answered, vs stop + remove, create + start by the bench\n",
+         {} ms in each of {PROBE_LOOPS} loops (new connection each): longest time nothing answered, vs stop + remove, \
+         create + start by the bench\n",
         PROBE_EVERY.as_millis()
     );
     let feed = Feed::start()?;
@@ -63,7 +64,7 @@ pub fn run(ctx: &Ctx, samples: usize) -> Result<Vec<Goal>> {
         let before: Vec<String> = stack.containers(Some("edge"))?.into_iter().map(|c| c.id).collect();
         stack.set_image("edge", target)?;
         write_recreate(&stack, &ctx.run, target, port)?;
-        let prober = Prober::start(addr, "/version", PROBE_EVERY, PROBE_TIMEOUT);
+        let prober = Prober::start(addr, "/version", PROBE_EVERY, PROBE_TIMEOUT, PROBE_LOOPS);
         pause(Duration::from_millis(100))?;
         let (t0, wall0) = (Instant::now(), SystemTime::now());
         stack.commit(&format!("edge: {target}"))?;
@@ -120,7 +121,7 @@ fn baseline(ctx: &Ctx, feed: &Feed, samples: usize) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for i in 0..samples {
         let (target, version, old) = if i % 2 == 0 { (IMAGE_V2, "v2", "v1") } else { (IMAGE_V1, "v1", "v2") };
-        let prober = Prober::start(addr, "/version", PROBE_EVERY, PROBE_TIMEOUT);
+        let prober = Prober::start(addr, "/version", PROBE_EVERY, PROBE_TIMEOUT, PROBE_LOOPS);
         pause(Duration::from_millis(100))?;
         let (t0, wall0) = (Instant::now(), SystemTime::now());
         engine::stop(&current)?;

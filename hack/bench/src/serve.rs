@@ -1,7 +1,8 @@
 //! `serve`: an image change (git commit, v1<->v2) until the new version answers **through the
 //! service alias**, as users see it: a real Caddy on the stack network (`reverse_proxy web:8080`,
 //! a new upstream connection per request, so each request looks the alias up in Docker's DNS)
-//! published on a loopback port, asked `GET /version` every 2 ms on a new connection. The clock
+//! published on a loopback port, asked `GET /version` about every 2 ms (4 loops side by side,
+//! so one request stuck does not blind the client), each on a new connection. The clock
 //! stops at the first answer of the new version. Since traffic follows readiness, that is after
 //! the controller has seen the new container ready and admitted it (disconnect + connect with
 //! the alias); the engine's events split the time into commit -> create, create -> start,
@@ -29,10 +30,12 @@ use crate::{IMAGE_V1, IMAGE_V2};
 pub const CADDY_IMAGE: &str = "meme-demo-caddy:test";
 /// The goal's margin over `docker run` + ready.
 const MARGIN_S: f64 = 0.100;
-/// Pause of the client loop between requests.
-pub const PROBE_EVERY: Duration = Duration::from_millis(2);
-/// One request's bound.
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Client loops side by side (a request stuck does not blind the client) ...
+pub const PROBE_LOOPS: u32 = 4;
+/// ... each pausing this long between requests: a request every 2 ms or so in all.
+pub const PROBE_EVERY: Duration = Duration::from_millis(8);
+/// One request's bound: long enough to show how long a stuck one stays stuck.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the bench looks at the engine and probes the new container directly.
 const LOOK: Duration = Duration::from_millis(10);
 
@@ -59,7 +62,8 @@ struct Sample {
 pub fn run(ctx: &Ctx, samples: usize) -> Result<Vec<Goal>> {
     println!(
         "== serve: commit v1<->v2 until the new version answers through the alias (Caddy in front, a new \
-         connection per request, GET /version every {} ms), vs `docker run -d` of it beside the old one\n",
+         connection per request, {PROBE_LOOPS} loops of GET /version each every {} ms), vs `docker run -d` of it beside \
+         the old one\n",
         PROBE_EVERY.as_millis()
     );
     if !engine::image_exists(CADDY_IMAGE) {
@@ -104,7 +108,7 @@ fn roll(
 ) -> Result<Sample> {
     let before: Vec<String> = stack.containers(Some("web"))?.into_iter().map(|c| c.id).collect();
     stack.set_image("web", target)?;
-    let prober = Prober::start(proxy, "/version", PROBE_EVERY, PROBE_TIMEOUT);
+    let prober = Prober::start(proxy, "/version", PROBE_EVERY, PROBE_TIMEOUT, PROBE_LOOPS);
     pause(Duration::from_millis(100))?;
     let (t0, wall0) = (Instant::now(), SystemTime::now());
     stack.commit(&format!("web: {target}"))?;
@@ -174,7 +178,7 @@ fn baseline(ctx: &Ctx, feed: &Feed, samples: usize) -> Result<Vec<Sample>> {
     let mut out = Vec::new();
     for i in 0..samples {
         let (target, version, old) = if i % 2 == 0 { (IMAGE_V2, "v2", "v1") } else { (IMAGE_V1, "v1", "v2") };
-        let prober = Prober::start(proxy, "/version", PROBE_EVERY, PROBE_TIMEOUT);
+        let prober = Prober::start(proxy, "/version", PROBE_EVERY, PROBE_TIMEOUT, PROBE_LOOPS);
         pause(Duration::from_millis(100))?;
         let (t0, wall0) = (Instant::now(), SystemTime::now());
         let id = run(i + 1, target)?;
@@ -255,12 +259,13 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
         "->create",
         "create->start",
         "start->app ready",
-        "app->admit",
-        "admit move",
+        "app->disconnected",
+        "->connected",
         "->1st answer",
         "total",
         "old out",
         "last old",
+        "slowest",
         "failed/req",
     ])
     .left(2);
@@ -278,6 +283,7 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
         let mut row = vec![(i + 1).to_string(), s.target.to_owned(), ms_f(s.commit)];
         row.extend(cols.iter().map(|f| opt_ms(f(s))));
         row.push(opt_ms(s.switch.as_ref().and_then(|w| w.last_old)));
+        row.push(opt_ms(s.switch.as_ref().map(|w| w.slowest)));
         row.push(failed(s));
         table.row(row);
     }
@@ -288,7 +294,8 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
     table.row(row);
     table.print(&format!(
         "serve, controller (ms from just before `git commit`; engine events: create, start, the new container's \
-         first disconnect and connect = admission, the old one's disconnect = out; app ready = the bench's own \
+         first disconnect and connect after its start = admission (each event when the call is done), the old \
+         one's disconnect = out; app ready = the bench's own \
          /health probe every {} ms; 1st answer = first /version of the new version through Caddy; controller logged \
          {warnings} warnings, {errors} errors)",
         LOOK.as_millis()
@@ -314,6 +321,7 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
             opt_ms(diff(s.start, s.create)),
             opt_ms(diff(s.app, s.start)),
             opt_ms(first(s)),
+            opt_ms(s.switch.as_ref().map(|w| w.slowest)),
             failed(s),
         ]);
     }
@@ -326,12 +334,15 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
         med(baseline, |s| diff(s.app, s.start)),
         med(baseline, first),
         String::new(),
+        String::new(),
     ]);
     base.print(
         "serve, baseline (ms from just before `docker run -d` of the new version with the alias, beside the old one; \
          ->1st answer through Caddy, as above)",
     );
 
+    print_failures("controller", results);
+    print_failures("baseline", baseline);
     let c: Vec<f64> = results.iter().filter_map(first).collect();
     let b: Vec<f64> = baseline.iter().filter_map(first).collect();
     if c.len() != results.len() || b.len() != baseline.len() {
@@ -354,6 +365,27 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
         format!("{} over (median {} vs {})", ms_f(mc - mb), secs_f(mc), secs_f(mb)),
         mc - mb <= MARGIN_S,
     )])
+}
+
+/// Each failed request: when it started, how long it took, what came back.
+fn print_failures(name: &str, samples: &[Sample]) {
+    for (i, s) in samples.iter().enumerate() {
+        let Some(w) = &s.switch else { continue };
+        if w.failures.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = w
+            .failures
+            .iter()
+            .take(6)
+            .map(|(at, took, status)| {
+                let what = if *status == 0 { "no answer".to_owned() } else { format!("HTTP {status}") };
+                format!("at {:.0} ms, {:.0} ms, {what}", at * 1000.0, took * 1000.0)
+            })
+            .collect();
+        let more = if w.failures.len() > 6 { format!(" (+{} more)", w.failures.len() - 6) } else { String::new() };
+        println!("serve, {name} #{}: failed: {}{more}", i + 1, list.join("; "));
+    }
 }
 
 fn failed(s: &Sample) -> String {
