@@ -226,6 +226,17 @@ impl ControllerEdge {
         )
     }
 
+    /// The host pid of Caddy's process (to read its network namespace's TCP counters).
+    ///
+    /// # Errors
+    /// The engine failed.
+    pub fn caddy_pid(&self) -> Result<Option<u32>> {
+        match self.stack.containers(Some("caddy"))?.first() {
+            Some(c) => engine::inspect_pid(&c.id),
+            None => Ok(None),
+        }
+    }
+
     /// The Caddy containers' ids.
     ///
     /// # Errors
@@ -339,6 +350,18 @@ services:
     pub fn deploy(&self, version: &str) -> Result<()> {
         self.write(version)?;
         self.up()
+    }
+
+    /// The host pid of Caddy's process.
+    ///
+    /// # Errors
+    /// The engine failed.
+    pub fn caddy_pid(&self) -> Result<Option<u32>> {
+        let labels = [("com.docker.compose.project", self.project.as_str()), ("com.docker.compose.service", "caddy")];
+        match engine::list(&labels)?.first() {
+            Some(c) => engine::inspect_pid(&c.id),
+            None => Ok(None),
+        }
     }
 
     /// Waits until the backend is exactly two ready containers of `meme-demo:<version>`.

@@ -231,6 +231,19 @@ pub fn inspect_ip(id: &str) -> Result<Option<String>> {
         .map(str::to_owned))
 }
 
+/// The host pid of a running container's main process (`None` while it does not run).
+///
+/// # Errors
+/// The engine failed.
+pub fn inspect_pid(id: &str) -> Result<Option<u32>> {
+    let r = request("GET", &format!("/containers/{id}/json"), Duration::from_secs(30))?;
+    if r.status != 200 {
+        bail!("inspecting container {id}: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body).trim());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| Error(format!("inspecting {id}: {e}")))?;
+    Ok(v["State"]["Pid"].as_u64().and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0))
+}
+
 /// `docker rm -f` through the API (`DELETE /containers/{id}?force=1`).
 ///
 /// # Errors

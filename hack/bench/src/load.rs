@@ -128,6 +128,8 @@ pub struct Window {
     pub slowest: Duration,
     /// When the slowest was sent, from the window's start.
     pub slowest_at: Duration,
+    /// The 99th percentile of the latencies (nearest rank).
+    pub p99: Duration,
     /// From the first failed request's send time to the send time of the first request
     /// answered after the last failure (zero when none failed): how long the service was out,
     /// to one request period.
@@ -140,13 +142,21 @@ impl Window {
     /// The figures of the samples sent in `[from, to)`.
     #[must_use]
     pub fn of(samples: &[Sample], from: Duration, to: Duration) -> Self {
-        let inside: Vec<&Sample> = samples.iter().filter(|s| s.at >= from && s.at < to).collect();
+        Self::select(samples, from, to, |s| s.at >= from && s.at < to)
+    }
+
+    /// The figures of the samples `keep` selects, as a window from `from` to `to`.
+    #[must_use]
+    pub fn select(samples: &[Sample], from: Duration, to: Duration, keep: impl Fn(&Sample) -> bool) -> Self {
+        let inside: Vec<&Sample> = samples.iter().filter(|s| keep(s)).collect();
         let mut w = Self {
             sent: inside.len(),
             failed: inside.iter().filter(|s| !s.ok()).count(),
             slowest: inside.iter().map(|s| s.latency).max().unwrap_or_default(),
             ..Self::default()
         };
+        let latencies: Vec<f64> = inside.iter().map(|s| s.latency.as_secs_f64()).collect();
+        w.p99 = Duration::from_secs_f64(crate::util::percentile(&latencies, 99.0));
         if let Some(s) = inside.iter().max_by_key(|s| s.latency) {
             w.slowest_at = s.at.saturating_sub(from);
         }

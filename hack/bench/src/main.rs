@@ -137,6 +137,9 @@ enum Command {
         /// Also measure with the app binding its port this long after start (0s: skip).
         #[arg(long, default_value = "4s", value_parser = parse_duration)]
         start_delay: Duration,
+        /// Also write every request (side, start delay, swap, UTC send time, latency, status) as CSV.
+        #[arg(long, value_name = "FILE")]
+        dump: Option<PathBuf>,
     },
     /// Caddyfile changes under 50 requests/s: failed requests with `reload` vs without (Recreate).
     Reload {
@@ -362,13 +365,17 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let (n, s) = (services.unwrap_or(plan.api_services), seconds.unwrap_or(plan.api_seconds));
             benches.push(("api", GOAL_API, Box::new(move || api::run(ctx, n, s, dump.as_deref()))));
         }
-        Command::Traffic { swaps, start_delay } => {
+        Command::Traffic { swaps, start_delay, dump } => {
             let swaps = swaps.unwrap_or(plan.traffic_swaps);
             let mut delays = vec![Duration::ZERO];
             if !start_delay.is_zero() {
                 delays.push(start_delay);
             }
-            benches.push(("traffic", GOAL_TRAFFIC, Box::new(move || traffic::run(ctx, swaps, &delays))));
+            benches.push((
+                "traffic",
+                GOAL_TRAFFIC,
+                Box::new(move || traffic::run(ctx, swaps, &delays, dump.as_deref())),
+            ));
         }
         Command::Reload { changes } => {
             let changes = changes.unwrap_or(plan.reload_changes);

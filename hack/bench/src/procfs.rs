@@ -1,4 +1,4 @@
-//! CPU time and memory of a process from `/proc`.
+//! CPU time and memory of a process, and TCP counters of its network namespace, from `/proc`.
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -203,9 +203,32 @@ pub fn loadavg() -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
+/// TCP segments retransmitted in the network namespace of process `pid` (`RetransSegs` of
+/// `/proc/<pid>/net/snmp`): a container's own TCP stack, e.g. a proxy's connections to its
+/// upstreams. `None` when it cannot be read.
+#[must_use]
+pub fn tcp_retransmits(pid: u32) -> Option<u64> {
+    parse_retransmits(&std::fs::read_to_string(format!("/proc/{pid}/net/snmp")).ok()?)
+}
+
+fn parse_retransmits(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RetransSegs")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retransmits_should_be_read_from_the_tcp_lines() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin ActiveOpens RetransSegs InErrs\n\
+                    Tcp: 1 200 17 42 0\nUdp: InDatagrams\nUdp: 3\n";
+        assert_eq!(parse_retransmits(snmp), Some(42));
+        assert_eq!(parse_retransmits("Ip: x\nIp: 1\n"), None);
+    }
 
     #[test]
     fn stat_lines_should_parse_even_with_odd_names() {
