@@ -8,10 +8,12 @@
 #   hack/bench.sh --quick          every benchmark, smoke size (about 3 minutes)
 #   hack/bench.sh converge 1 10    one benchmark (meme-bench --help lists them):
 #                                  converge rollout watch resync heal idle api traffic reload
-#                                  serve admit recreate
+#                                  serve admit recreate scale
 #   hack/bench.sh traffic          image swaps under load through Caddy vs docker-compose up -d
 #                                  (about 2.5 minutes, not part of `all`; needs docker-compose)
 #   hack/bench.sh reload           Caddyfile changes under load, with vs without `reload`
+#   hack/bench.sh scale            the goals under load at 50, 100, 200 services (about 25
+#                                  minutes, not part of `all`)
 #   hack/bench.sh release          release binaries: a from-scratch static build in a temporary
 #                                  target dir, its time, each binary's size (goal <= 20 MB)
 #
@@ -40,7 +42,7 @@ hack/build-images.sh v1 v2 caddy >&2
 has_command=no
 for arg in "$@"; do
   case "$arg" in
-    converge | rollout | watch | resync | heal | idle | api | traffic | reload | serve | admit | recreate | all | help) has_command=yes ;;
+    converge | rollout | watch | resync | heal | idle | api | traffic | reload | serve | admit | recreate | scale | all | help) has_command=yes ;;
   esac
 done
 [[ "$has_command" == yes ]] || set -- "$@" all

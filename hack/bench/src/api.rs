@@ -30,14 +30,14 @@ use crate::{engine, procfs};
 /// The goal: p99 during the rollout.
 pub const GOAL_MS: f64 = 5.0;
 /// The endpoints measured: the two of the goal, then the reference.
-const PATHS: [&str; 3] = ["/metrics", "/api/v1/status", "/healthz"];
+pub const PATHS: [&str; 3] = ["/metrics", "/api/v1/status", "/healthz"];
 /// How many of [`PATHS`] the goal is about.
-const GOAL_PATHS: usize = 2;
+pub const GOAL_PATHS: usize = 2;
 /// A request that takes longer failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the end of the rollout is looked for (a list call of 2N containers: slower than
 /// `--poll`, so that the bench's own polling weighs little on the engine).
-const ROLLOUT_POLL: Duration = Duration::from_millis(250);
+pub const ROLLOUT_POLL: Duration = Duration::from_millis(250);
 
 /// One request.
 struct Record {
@@ -58,12 +58,12 @@ struct Load {
 }
 
 /// A measurement window.
-struct Window {
+pub struct Window {
     name: &'static str,
     from: Instant,
     to: Instant,
     /// Controller and bench CPU over the window, seconds.
-    ctl_cpu: f64,
+    pub ctl_cpu: f64,
     bench_cpu: f64,
     /// The controller's threads over the window ([`procfs::tasks_delta`]).
     tasks: Vec<(String, u64, u64, usize)>,
@@ -75,23 +75,23 @@ impl Window {
         self.load.records.iter().filter(|r| r.at >= self.from && r.at < self.to)
     }
 
-    fn secs(&self) -> f64 {
+    pub fn secs(&self) -> f64 {
         self.to.duration_since(self.from).as_secs_f64()
     }
 }
 
 /// Latency figures of one endpoint and connection mode in one window.
-struct Figures {
-    requests: usize,
-    errors: usize,
-    p50: f64,
-    p99: f64,
-    max: f64,
+pub struct Figures {
+    pub requests: usize,
+    pub errors: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
     max_at: f64,
     sizes: Vec<f64>,
 }
 
-fn figures(w: &Window, path: usize, keep: bool) -> Figures {
+pub fn figures(w: &Window, path: usize, keep: bool) -> Figures {
     let mine: Vec<&Record> = w.records().filter(|r| r.path == path && r.keep == keep).collect();
     let ok: Vec<&Record> = mine.iter().copied().filter(|r| r.ok).collect();
     let lat: Vec<f64> = ok.iter().map(|r| r.took.as_secs_f64()).collect();
@@ -149,7 +149,7 @@ fn hammer(addr: std::net::SocketAddr, stop: &AtomicBool) -> Load {
 }
 
 /// Runs `hammer` while `during` runs; `during` returns the window's (start, end).
-fn under_load(
+pub fn under_load(
     stack: &Stack,
     name: &'static str,
     addr: std::net::SocketAddr,

@@ -22,6 +22,7 @@ mod recreate;
 mod reload;
 mod resync;
 mod rollout;
+mod scale;
 mod serve;
 mod stack;
 mod traffic;
@@ -164,6 +165,20 @@ enum Command {
         /// Image changes [default 6; quick 2].
         #[arg(long)]
         samples: Option<usize>,
+    },
+    /// The goals under load at each N [default 50 100 200; quick 10 20], and which breaks first.
+    Scale {
+        /// Numbers of services, in order.
+        ns: Vec<usize>,
+        /// Engine calls in flight for the baseline (the fastest is the engine's limit).
+        #[arg(long, value_delimiter = ',', default_value = "8,16")]
+        k: Vec<usize>,
+        /// Resync periods measured [default 10; quick 3].
+        #[arg(long)]
+        periods: Option<usize>,
+        /// The controller's --resync in the resync window.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        interval: Duration,
     },
     /// Everything in order, with one summary at the end.
     All {
@@ -393,6 +408,12 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let n = samples.unwrap_or(if ctx.quick { 2 } else { 6 });
             benches.push(("recreate", GOAL_RECREATE, Box::new(move || recreate::run(ctx, n))));
         }
+        Command::Scale { ns, k, periods, interval } => {
+            let ns = pick(ns, if ctx.quick { &[10, 20] } else { &[50, 100, 200] });
+            let periods = periods.unwrap_or(plan.resync_periods);
+            let settings = scale::Settings { ns, ks: k, periods, interval };
+            benches.push(("scale", GOAL_SCALE, Box::new(move || scale::run(ctx, &settings))));
+        }
         Command::All { seconds } => {
             let p = Plan { idle_seconds: seconds.unwrap_or(plan.idle_seconds), ..plan };
             let Plan {
@@ -472,6 +493,8 @@ const GOAL_RELOAD: &str = "failed requests per Caddyfile change with reload = 0"
 const GOAL_SERVE: &str = "median commit->new version through the alias <= docker run + ready + 100 ms";
 const GOAL_ADMIT: &str = "admission move (disconnect + connect, same IPv4) p50 <= 100 ms, idle";
 const GOAL_RECREATE: &str = "median gap of a Recreate (host port) < stop+remove, create+start";
+const GOAL_SCALE: &str =
+    "N=200: converge <= 1.1x engine limit, resync 1 list & <= 5 ms, API p99 <= 5 ms, RSS <= 20 MiB";
 const GOAL_API: &str = "N=100: /metrics and /api/v1/status p99 <= 5 ms during a rollout";
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
