@@ -16,7 +16,7 @@
 //! time limit then starts when it reaches the engine, not while it waits for its turn (a
 //! hundred stops queued behind each other's grace periods are not a hung engine).
 //!
-//! The default is 16 per kind (`--max-engine-calls`); `meme-bench load` measures the engine's
+//! The default is 16 per kind (`--max-engine-calls`); `meme-bench scale` measures the engine's
 //! own parallel limit on a host against it.
 
 use std::collections::BTreeMap;

@@ -174,6 +174,9 @@ pub struct FakeState {
     pub in_flight: usize,
     /// The most calls ever in flight at once (see `in_flight`).
     pub peak_in_flight: usize,
+    /// The address every new endpoint gets, when set (a test whose containers answer the
+    /// controller's probes on a loopback listener); otherwise `10.x.0.y`.
+    pub fixed_address: Option<String>,
     scripts: BTreeMap<Call, VecDeque<Script>>,
     next_id: u64,
 }
@@ -588,9 +591,12 @@ impl Engine for FakeEngine {
             state.next_id += 1;
             let id = format!("fake{:060x}", state.next_id);
             let mut addresses = BTreeMap::new();
+            let fixed = state.fixed_address.clone();
             for network in &spec.networks {
                 let net = state.networks.get_mut(network).expect("checked above");
-                let ip = format!("10.{}.0.{}", 1 + net.endpoints.len() / 250, 2 + net.endpoints.len() % 250);
+                let ip = fixed.clone().unwrap_or_else(|| {
+                    format!("10.{}.0.{}", 1 + net.endpoints.len() / 250, 2 + net.endpoints.len() % 250)
+                });
                 // As the real adapter does: no alias until the container is admitted.
                 let aliases = if spec.published_ports.is_empty() { Vec::new() } else { spec.aliases.clone() };
                 net.endpoints.insert(id.clone(), FakeEndpoint { ip: ip.clone(), aliases });

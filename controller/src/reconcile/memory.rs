@@ -1,12 +1,14 @@
 //! What the controller remembers about each service between reconciles, in one place: the
 //! failed rollouts of a spec (and when to try again), the restarts seen, containers removed by
-//! someone else, and a reload that failed. Plain data behind one lock, with methods that say what each fact is for; per-container
+//! someone else, a reload that failed, and the containers a settled service was last seen with
+//! (what its periodic readiness probe looks at without listing them again). Plain data behind one lock, with methods that say what each fact is for; per-container
 //! facts (readiness, rotation, reloaded files) live with the module that owns them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::docker::ObservedContainer;
 use crate::reconcile::plan::RolloutHistory;
 
 /// A failed rollout of one spec (and files), not retried before `retry_at`.
@@ -28,6 +30,15 @@ struct ServiceMemory {
     reload_failed: Option<String>,
     /// Containers removed by someone else, not yet counted as corrected.
     removed_outside: u32,
+    settled: Option<Settled>,
+}
+
+/// A service that reconciled to `Synced` with every container current and ready: the revision
+/// it was judged at and the containers it was seen with.
+#[derive(Clone, Debug)]
+struct Settled {
+    revision: String,
+    containers: Arc<[ObservedContainer]>,
 }
 
 /// Every service's memory.
@@ -125,6 +136,29 @@ impl ServiceMemories {
         self.lock().get(service).and_then(|m| m.reload_failed.as_deref()) == Some(files_hash)
     }
 
+    /// The service reconciled to `Synced` at `revision` with `containers`, every one current and
+    /// ready: its periodic probe may look at them without listing them again.
+    pub fn settle(&self, service: &str, revision: &str, containers: Arc<[ObservedContainer]>) {
+        self.lock().entry(service.to_owned()).or_default().settled =
+            Some(Settled { revision: revision.to_owned(), containers });
+    }
+
+    /// Anything but a settled verdict: the next probe lists the containers again.
+    pub fn unsettle(&self, service: &str) {
+        if let Some(memory) = self.lock().get_mut(service) {
+            memory.settled = None;
+        }
+    }
+
+    /// The containers the service settled with at `revision` (`None`: not settled, or at
+    /// another revision).
+    #[must_use]
+    pub fn settled(&self, service: &str, revision: &str) -> Option<Arc<[ObservedContainer]>> {
+        let services = self.lock();
+        let settled = services.get(service)?.settled.as_ref().filter(|s| s.revision == revision)?;
+        Some(Arc::clone(&settled.containers))
+    }
+
     /// Forgets a pruned service.
     pub fn forget(&self, service: &str) {
         self.lock().remove(service);
@@ -168,6 +202,17 @@ mod tests {
         assert!(m.has_reload_failed("caddy", "f1") && !m.has_reload_failed("caddy", "f2"));
         m.forget("web");
         assert_eq!(m.restarts("web"), 0);
+    }
+
+    #[test]
+    fn a_settled_service_should_be_remembered_only_at_its_revision() {
+        let m = ServiceMemories::default();
+        assert!(m.settled("web", "r1").is_none());
+        m.settle("web", "r1", Arc::from(Vec::new()));
+        assert_eq!(m.settled("web", "r1").map(|c| c.len()), Some(0));
+        assert!(m.settled("web", "r2").is_none(), "another revision lists again");
+        m.unsettle("web");
+        assert!(m.settled("web", "r1").is_none());
     }
 
     #[test]

@@ -125,6 +125,13 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> R
     if !crate::ownership::admit(ctx, &state.stack) {
         return Ok(Outcome { next: Next::AwaitChange, applied: Applied::default(), phase: Phase::Progressing });
     }
+    if trigger == Trigger::Probe {
+        if let Some(outcome) = probe_settled(ctx, &state, name).await {
+            return Ok(outcome);
+        }
+    } else {
+        ctx.services.unsettle(name);
+    }
     let observed = match ctx.engine.list_containers(&labels::service_filter(&state.stack, name)).await {
         Ok(observed) => observed,
         Err(e) => {
@@ -201,7 +208,46 @@ pub async fn reconcile_service(ctx: &Context, name: &str, trigger: Trigger) -> R
         // answering is taken out of rotation.
         (None, _) => service.readiness().probe().map_or(Next::AwaitChange, |p| Next::ProbeAfter(p.interval)),
     };
+    let settled = plan.phase == Phase::Synced
+        && plan.steps.is_empty()
+        && replicas.iter().all(|r| r.ready && r.spec_hash == resolved.spec_hash);
+    if matches!(next, Next::ProbeAfter(_)) && settled {
+        ctx.services.settle(name, &state.revision, observed.into());
+    } else {
+        ctx.services.unsettle(name);
+    }
     Ok(Outcome { next, applied, phase: plan.phase })
+}
+
+/// The periodic probe of a settled service, without a list call: its ready containers, as last
+/// seen, are probed again (those due); when every verdict stays what it was, nothing else can
+/// have changed that the Docker events (a container died, was removed) or the resync's list
+/// would not report, so there is nothing to plan. `None`: not settled at this revision, or a
+/// verdict changed — the caller reconciles in full.
+///
+/// Measured (`meme-bench scale`, 200 services probed every second): the full reconcile listed
+/// the service's containers at every probe, 200 list calls a second.
+async fn probe_settled(ctx: &Context, state: &desired::DesiredState, name: &str) -> Option<Outcome> {
+    let service = state.services.get(name)?;
+    let containers = ctx.services.settled(name, &state.revision)?;
+    let rule = service.readiness();
+    let probe = rule.probe()?;
+    let network = service.template.networks.first().map(|n| labels::object_name(&service.template.stack, n));
+    let now = SystemTime::now();
+    let checks = containers.iter().map(|c| {
+        let (rule, network) = (&rule, network.as_deref());
+        async move {
+            let before = ctx.readiness.get(&c.id).map(|v| v.ready);
+            let age = now.duration_since(c.created).unwrap_or_default();
+            before == Some(readiness::assess(c, rule, age, network, true, &ctx.readiness).await)
+        }
+    });
+    let unchanged = futures_util::future::join_all(checks).await.into_iter().all(|same| same);
+    if !unchanged {
+        ctx.services.unsettle(name);
+        return None;
+    }
+    Some(Outcome { next: Next::ProbeAfter(probe.interval), applied: Applied::default(), phase: Phase::Synced })
 }
 
 /// Whether each observed container carries the service alias on the networks it should be on
