@@ -3,7 +3,7 @@
 # SIGKILL of the controller at random points of rollouts and between a create and a start,
 # then exact convergence checked every round. Real engine, real git, the real binary.
 #
-# usage: hack/chaos.sh [ROUNDS]     (default 50; about 6-10 s a round on 2 cores)
+# usage: hack/chaos.sh [ROUNDS]     (default 50; 10-30 s a round on 2 cores, with the load)
 # env:   MEME_CHAOS_SEED=<seed>     replays a run (the test prints its seed first)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -29,8 +29,11 @@ fi
 if ! command -v cargo-audit >/dev/null 2>&1; then
     cargo install cargo-audit --locked --version 0.22.2
 fi
-if [ -n "$ADVISORY_DB" ]; then
-    cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings
-else
-    cargo audit --deny warnings
-fi
+# Both lockfiles: the workspace's and fuzz/'s (its own workspace, built by hack/fuzz.sh in CI).
+for lock in Cargo.lock fuzz/Cargo.lock; do
+    if [ -n "$ADVISORY_DB" ]; then
+        cargo audit --db "$ADVISORY_DB" --no-fetch --deny warnings --file "$lock"
+    else
+        cargo audit --deny warnings --file "$lock"
+    fi
+done

@@ -64,7 +64,7 @@ impl Rng {
 struct Want {
     image: &'static str,
     replicas: u32,
-    /// The value of `CHAOS_ROUND` (an env change replaces the containers).
+    /// The value of `CHAOS_CHANGE` (an env change replaces the containers).
     env: u32,
     /// The content of the service's file.
     file: String,
@@ -93,7 +93,7 @@ spec:
   progressDeadline: 60s
   env:
     - {{name: STARTUP_DELAY, value: 1s}}
-    - {{name: CHAOS_ROUND, value: \"{env}\"}}
+    - {{name: CHAOS_CHANGE, value: \"{env}\"}}
 {strategy}",
         image = want.image,
         replicas = want.replicas,
@@ -113,14 +113,17 @@ fn write(env: &TestEnv, wants: &BTreeMap<&'static str, Want>) {
 }
 
 /// Changes one to three services at random; with `creates`, at least one change makes new
-/// containers (image, env or file; a replica change may only remove some). Describes the change.
-fn mutate(rng: &mut Rng, round: u32, wants: &mut BTreeMap<&'static str, Want>, creates: bool) -> String {
+/// containers (image, env or file; a replica change may only remove some). `change` numbers the
+/// change (env value and file content), unique in a run. Describes the change.
+fn mutate(rng: &mut Rng, change: u32, wants: &mut BTreeMap<&'static str, Want>, creates: bool) -> String {
     let mut what = Vec::new();
     let mut made = false;
-    for service in SERVICES {
-        if !what.is_empty() && !rng.chance(50) {
-            continue;
-        }
+    // Each service with even odds, at least one.
+    let mut chosen: Vec<&str> = SERVICES.iter().copied().filter(|_| rng.chance(50)).collect();
+    if chosen.is_empty() {
+        chosen.push(SERVICES[usize::try_from(rng.below(3)).expect("small")]);
+    }
+    for service in chosen {
         let want = wants.get_mut(service).expect("service");
         match rng.below(4) {
             0 => {
@@ -130,12 +133,12 @@ fn mutate(rng: &mut Rng, round: u32, wants: &mut BTreeMap<&'static str, Want>, c
                 made = true;
             }
             1 => {
-                want.env = round;
-                what.push(format!("{service} env CHAOS_ROUND={round}"));
+                want.env = change;
+                what.push(format!("{service} env CHAOS_CHANGE={change}"));
                 made = true;
             }
             2 => {
-                want.file = format!("round {round} of {service}\n");
+                want.file = format!("change {change} of {service}\n");
                 what.push(format!("{service} file"));
                 made = true;
             }
@@ -151,9 +154,9 @@ fn mutate(rng: &mut Rng, round: u32, wants: &mut BTreeMap<&'static str, Want>, c
         }
     }
     if creates && !made {
-        let want = wants.get_mut("web").expect("web");
-        want.env = round;
-        what.push(format!("web env CHAOS_ROUND={round}"));
+        let service = SERVICES[usize::try_from(rng.below(3)).expect("small")];
+        wants.get_mut(service).expect("service").env = change;
+        what.push(format!("{service} env CHAOS_CHANGE={change}"));
     }
     what.join(", ")
 }
@@ -321,7 +324,7 @@ fn check(env: &TestEnv, wants: &BTreeMap<&'static str, Want>, status: &serde_jso
             assert!(c.running && c.status == "running" && !c.started_at.starts_with("0001"), "{what}: {}", c.status);
             assert_eq!(c.image, want.image, "{what}: image");
             assert_eq!(c.label("pro.memeit.spec-hash"), spec_hash, "{what}: spec hash");
-            assert!(c.env.contains(&format!("CHAOS_ROUND={}", want.env)), "{what}: env {:?}", c.env);
+            assert!(c.env.contains(&format!("CHAOS_CHANGE={}", want.env)), "{what}: env {:?}", c.env);
             // No duplicate: one container per slot, named after its spec and slot.
             let slot = c.label("pro.memeit.replica");
             assert!(slots.insert(slot.to_owned()), "{what}: slot {slot} taken twice\n{}", describe());
@@ -406,7 +409,7 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
     for round in 1..=u32::try_from(rounds).expect("rounds") {
         let round_started = Instant::now();
         let at_create = rng.chance(40);
-        let change = mutate(&mut rng, round, &mut wants, at_create);
+        let change = mutate(&mut rng, 2 * round, &mut wants, at_create);
         write(&env, &wants);
         let pid = env.pid().expect("the controller runs");
         if at_create {
@@ -447,7 +450,7 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
         kills += 1;
         // Sometimes the next commit lands while it is down.
         if rng.chance(30) {
-            let change = mutate(&mut rng, round, &mut wants, false);
+            let change = mutate(&mut rng, 2 * round + 1, &mut wants, false);
             write(&env, &wants);
             tip = env.commit(&format!("chaos round {round}, while down: {change}"));
             log.push_str(&format!(" | while down: {change}"));
