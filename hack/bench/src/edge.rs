@@ -40,6 +40,17 @@ pub fn caddyfile(config: Option<usize>) -> String {
     }
 }
 
+/// The plain Caddyfile, or with Caddy's keep-alive to the upstreams off (a new connection per
+/// proxied request, so that each follows the alias as it is at that moment).
+#[must_use]
+pub fn proxy_caddyfile(keepalive: bool) -> String {
+    if keepalive {
+        caddyfile(None)
+    } else {
+        ":80 {\n\treverse_proxy backend:8080 {\n\t\ttransport http {\n\t\t\tkeepalive off\n\t\t}\n\t}\n}\n".to_owned()
+    }
+}
+
 /// `STARTUP_DELAY` of the test server: it binds its port only after that.
 fn delay_env(delay: Duration) -> Option<String> {
     (!delay.is_zero()).then(|| format!("{}ms", delay.as_millis()))
@@ -145,19 +156,19 @@ pub struct ControllerEdge {
 }
 
 impl ControllerEdge {
-    /// Commits the stack (backend `meme-demo:v1`, the plain Caddyfile), starts the controller and
-    /// waits until it is synced and Caddy serves the backend.
+    /// Commits the stack (backend `meme-demo:v1`, Caddy with `caddyfile`), starts the controller
+    /// and waits until it is synced and Caddy serves the backend.
     ///
     /// # Errors
     /// git, the controller or the engine failed; a deadline passed.
-    pub fn start(ctx: &Ctx, suffix: &str, delay: Duration, reload: bool) -> Result<Self> {
+    pub fn start(ctx: &Ctx, suffix: &str, delay: Duration, reload: bool, caddyfile: &str) -> Result<Self> {
         let port = free_port()?;
         let name = ctx.name(suffix);
         let files = [
             ("stack.yaml", stack_yaml(&name)),
             ("backend.yaml", backend_yaml(&ctx.run, "v1", delay)),
             ("caddy.yaml", caddy_yaml(&ctx.run, port, reload)),
-            ("files/Caddyfile", caddyfile(None)),
+            ("files/Caddyfile", caddyfile.to_owned()),
         ];
         let mut stack = Stack::with_files(ctx, suffix, &files)?;
         stack.start(ctx, &[], &[])?;
@@ -261,19 +272,19 @@ pub struct ComposeEdge {
 }
 
 impl ComposeEdge {
-    /// Writes the project (backend `meme-demo:v1`, the plain Caddyfile), `docker-compose up -d`,
-    /// waits until Caddy serves the backend.
+    /// Writes the project (backend `meme-demo:v1`, Caddy with `caddyfile`), `docker-compose up
+    /// -d`, waits until Caddy serves the backend.
     ///
     /// # Errors
     /// docker-compose or the engine failed; a deadline passed.
-    pub fn start(ctx: &Ctx, suffix: &str, delay: Duration) -> Result<Self> {
+    pub fn start(ctx: &Ctx, suffix: &str, delay: Duration, caddyfile: &str) -> Result<Self> {
         let project = ctx.name(suffix);
         let dir = tempfile::Builder::new().prefix(&format!("{project}.")).tempdir()?;
         cleanup::register_dir(dir.path().to_owned());
         let port = free_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e| Error(format!("{e}")))?;
         let edge = Self { project, addr, dir, run: ctx.run.clone(), port, delay };
-        std::fs::write(edge.dir.path().join("Caddyfile"), caddyfile(None))?;
+        std::fs::write(edge.dir.path().join("Caddyfile"), caddyfile)?;
         edge.write("v1")?;
         edge.up()?;
         wait_serving(ctx, addr, "/", None, DEADLINE)?;
@@ -443,5 +454,7 @@ mod tests {
         assert!(!caddy_yaml("abcd", 8123, false).contains("reload"));
         assert!(caddyfile(Some(3)).contains("respond \"config 3\""));
         assert!(caddyfile(None).contains("reverse_proxy backend:8080"));
+        assert_eq!(proxy_caddyfile(true), caddyfile(None));
+        assert!(proxy_caddyfile(false).contains("keepalive off"));
     }
 }

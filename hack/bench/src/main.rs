@@ -141,6 +141,9 @@ enum Command {
         /// Also write every request (side, start delay, swap, UTC send time, latency, status) as CSV.
         #[arg(long, value_name = "FILE")]
         dump: Option<PathBuf>,
+        /// Caddy opens a new upstream connection per request (`keepalive off`) on both sides.
+        #[arg(long)]
+        no_upstream_keepalive: bool,
     },
     /// Caddyfile changes under 50 requests/s: failed requests with `reload` vs without (Recreate).
     Reload {
@@ -380,7 +383,7 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let (n, s) = (services.unwrap_or(plan.api_services), seconds.unwrap_or(plan.api_seconds));
             benches.push(("api", GOAL_API, Box::new(move || api::run(ctx, n, s, dump.as_deref()))));
         }
-        Command::Traffic { swaps, start_delay, dump } => {
+        Command::Traffic { swaps, start_delay, dump, no_upstream_keepalive } => {
             let swaps = swaps.unwrap_or(plan.traffic_swaps);
             let mut delays = vec![Duration::ZERO];
             if !start_delay.is_zero() {
@@ -389,7 +392,7 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             benches.push((
                 "traffic",
                 GOAL_TRAFFIC,
-                Box::new(move || traffic::run(ctx, swaps, &delays, dump.as_deref())),
+                Box::new(move || traffic::run(ctx, swaps, &delays, !no_upstream_keepalive, dump.as_deref())),
             ));
         }
         Command::Reload { changes } => {

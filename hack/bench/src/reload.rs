@@ -111,7 +111,7 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 fn side(ctx: &Ctx, suffix: &str, changes: usize, reload: bool) -> Result<Side> {
-    let edge = ControllerEdge::start(ctx, suffix, Duration::ZERO, reload)?;
+    let edge = ControllerEdge::start(ctx, suffix, Duration::ZERO, reload, &caddyfile(None))?;
     let before = edge.caddy_ids()?;
     let load = Load::start(edge.addr, RATE, LOAD_LIMIT);
     pause(Duration::from_secs(1))?;

@@ -16,7 +16,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::edge::{ComposeEdge, ControllerEdge, LOAD_LIMIT, RATE, REPLICAS, Span, timed};
+use crate::edge::{ComposeEdge, ControllerEdge, LOAD_LIMIT, RATE, REPLICAS, Span, proxy_caddyfile, timed};
 use crate::load::{Load, Sample, Window};
 use crate::procfs::tcp_retransmits;
 use crate::stack::{Ctx, pause};
@@ -83,13 +83,15 @@ fn target(i: usize) -> &'static str {
 ///
 /// # Errors
 /// A stack did not come up, a swap did not finish in time, or the engine failed.
-pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], dump: Option<&Path>) -> Result<Vec<Goal>> {
+pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], keepalive: bool, dump: Option<&Path>) -> Result<Vec<Goal>> {
     let compose = crate::edge::compose_version().unwrap_or_else(|| "?".to_owned());
     println!(
         "== traffic: Caddy on a loopback host port, backend of {REPLICAS} replicas, {RATE} requests/s (GET /, a new \
-         connection each); {swaps} image swaps v1<->v2 by git commit (controller) vs editing the image + \
-         `docker-compose up -d` (docker-compose {compose})\n"
+         connection each){}; {swaps} image swaps v1<->v2 by git commit (controller) vs editing the image + \
+         `docker-compose up -d` (docker-compose {compose})\n",
+        if keepalive { "" } else { ", Caddy's upstream keep-alive off" }
     );
+    let caddyfile = proxy_caddyfile(keepalive);
     let mut out = match dump {
         Some(path) => {
             let mut file = std::fs::File::create(path)?;
@@ -102,7 +104,7 @@ pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], dump: Option<&Path>) ->
     for &delay in delays {
         let tag = format!("{}s", delay.as_secs());
         eprintln!("traffic (app start {tag}): controller ...");
-        let edge = ControllerEdge::start(ctx, &format!("tc{tag}"), delay, true)?;
+        let edge = ControllerEdge::start(ctx, &format!("tc{tag}"), delay, true, &caddyfile)?;
         let controller = swap_under_load(&tag, "controller", edge.addr, edge.caddy_pid()?, swaps, |version| {
             let revision = edge.commit_backend(version)?;
             edge.wait_swapped(ctx, &revision, version)
@@ -113,7 +115,7 @@ pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], dump: Option<&Path>) ->
         crate::settle(ctx)?;
 
         eprintln!("traffic (app start {tag}): docker-compose ...");
-        let edge = ComposeEdge::start(ctx, &format!("tk{tag}"), delay)?;
+        let edge = ComposeEdge::start(ctx, &format!("tk{tag}"), delay, &caddyfile)?;
         edge.wait_swapped(ctx, "v1")?;
         let compose = swap_under_load(&tag, "compose", edge.addr, edge.caddy_pid()?, swaps, |version| {
             edge.deploy(version)?;
@@ -127,7 +129,11 @@ pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], dump: Option<&Path>) ->
                 dump_side(file, name, delay, side)?;
             }
         }
-        goals.extend(report(&tag, delay, &controller, &compose, problems));
+        let mut found = report(&tag, delay, &controller, &compose, problems);
+        if !keepalive {
+            found.iter_mut().for_each(|g| g.bench.push_str(", no keep-alive"));
+        }
+        goals.extend(found);
     }
     Ok(goals)
 }
