@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A longer run of the chaos test (e2e/tests/chaos.rs; CI runs 10 rounds through hack/e2e.sh):
-# SIGKILL of the controller at random points of rollouts and between a create and a start,
-# then exact convergence checked every round. Real engine, real git, the real binary.
+# SIGKILL of the controller at random points of rollouts, between a create and a start, and
+# between a rotation move's disconnect and connect; then exact convergence checked every round.
+# Real engine, real git, the real binary.
 #
 # usage: hack/chaos.sh [ROUNDS]     (default 50; 10-30 s a round on 2 cores, with the load)
 # env:   MEME_CHAOS_SEED=<seed>     replays a run (the test prints its seed first)

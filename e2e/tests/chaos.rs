@@ -1,6 +1,6 @@
 //! Chaos: the controller is killed with SIGKILL at random points of rollouts — after a random
-//! delay, or precisely between a container's create and its start (seen from outside, in the
-//! engine's event stream) — and restarted; every round must converge on the tip with exactly the
+//! delay, or precisely between a container's create and its start, or between a rotation move's
+//! disconnect and its connect (seen from outside, in the engine's event stream) — and restarted; every round must converge on the tip with exactly the
 //! desired containers: the right count, spec and image per service, each running with its files
 //! and on all its networks, no orphan, no duplicate, no half-made container started as it was.
 //!
@@ -161,20 +161,55 @@ fn mutate(rng: &mut Rng, change: u32, wants: &mut BTreeMap<&'static str, Want>, 
     what.join(", ")
 }
 
-/// `docker events` for the creates of the stack's containers. While armed with the controller's
-/// pid, the first create stops the controller at once (SIGSTOP: it sends nothing more, so it is
-/// caught between that create and its start) and reports the container id.
-struct CreateWatch {
+/// A `docker events` stream (creates of the stack's containers, or disconnects from its
+/// networks). While armed with the controller's pid, the first event stops the controller at
+/// once (SIGSTOP: it sends nothing more, so it is caught right after that call, e.g. between a
+/// create and its start, or between a rotation move's disconnect and its connect) and reports
+/// the container id.
+struct EventWatch {
     child: Child,
     armed: Arc<AtomicI32>,
     caught: mpsc::Receiver<String>,
 }
 
-impl CreateWatch {
-    fn new(stack: &str) -> Self {
+impl EventWatch {
+    /// The creates of the stack's containers.
+    fn creates(stack: &str) -> Self {
+        let label = format!("label=pro.memeit.stack={stack}");
+        Self::new(&[
+            "--format",
+            "{{.Actor.ID}}",
+            "--filter",
+            "type=container",
+            "--filter",
+            "event=create",
+            "--filter",
+            &label,
+        ])
+    }
+
+    /// The disconnects of containers from the stack's networks.
+    fn disconnects(stack: &str) -> Self {
+        let (front, back) = (format!("network={stack}_front"), format!("network={stack}_back"));
+        let format = "{{.Actor.Attributes.container}}";
+        Self::new(&[
+            "--format",
+            format,
+            "--filter",
+            "type=network",
+            "--filter",
+            "event=disconnect",
+            "--filter",
+            &front,
+            "--filter",
+            &back,
+        ])
+    }
+
+    fn new(args: &[&str]) -> Self {
         let mut child = Command::new("docker")
-            .args(["events", "--format", "{{.Actor.ID}}", "--filter", "type=container", "--filter", "event=create"])
-            .args(["--filter", &format!("label=pro.memeit.stack={stack}")])
+            .arg("events")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -207,7 +242,7 @@ impl CreateWatch {
     }
 }
 
-impl Drop for CreateWatch {
+impl Drop for EventWatch {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -398,7 +433,8 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let mut env = TestEnv::new(&files);
     env.with_args(&["--resync", "1s"]);
-    let watch = CreateWatch::new(&env.stack);
+    let creates = EventWatch::creates(&env.stack);
+    let disconnects = EventWatch::disconnects(&env.stack);
     env.start();
     let tip = env.git(&["rev-parse", "HEAD"]).trim().to_owned();
     let status = wait_synced(&env, &tip);
@@ -406,24 +442,51 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
 
     let started = Instant::now();
     let (mut caught_rounds, mut create_rounds, mut kills) = (0, 0, 0);
+    let (mut disconnect_rounds, mut off_rounds) = (0, 0);
     for round in 1..=u32::try_from(rounds).expect("rounds") {
         let round_started = Instant::now();
-        let at_create = rng.chance(40);
-        let change = mutate(&mut rng, 2 * round, &mut wants, at_create);
+        let kind = rng.below(100);
+        let (at_create, at_disconnect) = (kind < 40, (40..60).contains(&kind));
+        // Both need new containers: at a create, or at their admission's first move.
+        let change = mutate(&mut rng, 2 * round, &mut wants, at_create || at_disconnect);
         write(&env, &wants);
         let pid = env.pid().expect("the controller runs");
         if at_create {
-            watch.arm(pid);
+            creates.arm(pid);
+        }
+        if at_disconnect {
+            disconnects.arm(pid);
         }
         let mut tip = env.commit(&format!("chaos round {round}: {change}"));
         let mut log = format!("round {round}: {change}");
-        // The kill: at the first create of the rollout, or a random time after the controller
-        // saw the commit (0-4 s: from before its first step to after the end of most rollouts).
+        // The kill: at the first create of the rollout, at the first disconnect of a rotation
+        // move, or a random time after the controller saw the commit (0-4 s: from before its
+        // first step to after the end of most rollouts).
         let mut caught = Vec::new();
-        if at_create {
+        if at_disconnect {
+            disconnect_rounds += 1;
+            let id = disconnects
+                .caught
+                .recv_timeout(CONVERGE)
+                .unwrap_or_else(|_| panic!("round {round}: no disconnect; {replay}"));
+            // Stopped: a container off one of its networks is what the crash leaves.
+            let off: Vec<String> = stack_containers(&env)
+                .into_iter()
+                .filter(|c| {
+                    let service = c.label("pro.memeit.service");
+                    networks(service).iter().any(|n| !c.networks.contains_key(&format!("{}_{n}", env.stack)))
+                })
+                .map(|c| c.name)
+                .collect();
+            log.push_str(&format!(" | killed at a disconnect of {}", &id[..12.min(id.len())]));
+            if !off.is_empty() {
+                off_rounds += 1;
+                log.push_str(&format!(", off a network: {}", off.join(" ")));
+            }
+        } else if at_create {
             create_rounds += 1;
             let id =
-                watch.caught.recv_timeout(CONVERGE).unwrap_or_else(|_| panic!("round {round}: no create; {replay}"));
+                creates.caught.recv_timeout(CONVERGE).unwrap_or_else(|_| panic!("round {round}: no create; {replay}"));
             // Stopped: what the engine holds now is what the crash leaves.
             caught = env
                 .containers(None)
@@ -446,7 +509,8 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
             log.push_str(&format!(" | killed {delay} ms after it saw the commit"));
         }
         env.kill();
-        watch.disarm();
+        creates.disarm();
+        disconnects.disarm();
         kills += 1;
         // Sometimes the next commit lands while it is down.
         if rng.chance(30) {
@@ -487,7 +551,7 @@ fn sigkill_during_rollouts_should_always_converge_exactly() {
         assert!(caught_rounds > 0, "no kill between create and start in {create_rounds} rounds ({replay})");
     }
     eprintln!(
-        "chaos: seed {seed}: {rounds} rounds, {kills} kills, {create_rounds} at a create ({caught_rounds} with containers created and never started), all converged, {:.0}s",
+        "chaos: seed {seed}: {rounds} rounds, {kills} kills, {create_rounds} at a create ({caught_rounds} with containers created and never started), {disconnect_rounds} at a disconnect ({off_rounds} with a container off a network), all converged, {:.0}s",
         started.elapsed().as_secs_f64()
     );
 }
