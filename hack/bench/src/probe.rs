@@ -108,18 +108,20 @@ impl Drop for Prober {
 /// How a switch from one version to another looked to the loop, from `since`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Switch {
-    /// The first answer of the new version: when it arrived (seconds after `since`).
+    /// The first answer of the new version to arrive (seconds after `since`).
     pub first_new: Option<f64>,
     /// The last answer of the old version: when it arrived.
     pub last_old: Option<f64>,
-    /// The longest outage: from the end of the last answer (200, either version) before a run
-    /// of failed requests to the start of the first answer after it; 0 without a failed request,
-    /// `None` when the failures last to the end. Resolution: one cycle of the loop.
+    /// No version answered: from the arrival of the last answer of the old version before the
+    /// first of the new one to that first arrival (seconds; about one cycle of the loops when
+    /// they overlap). `None` without both.
     pub gap: Option<f64>,
     /// Requests not answered 200 by either version after `since`.
     pub failed: usize,
     /// Those requests: (start, seconds after `since`; how long it took; status, 0 for none).
     pub failures: Vec<(f64, f64, u16)>,
+    /// Requests slower than [`SLOW`], as `failures`.
+    pub slow: Vec<(f64, f64, u16)>,
     /// The longest request after `since`, seconds.
     pub slowest: f64,
     /// Requests after `since`.
@@ -131,40 +133,38 @@ pub struct Switch {
 pub fn switch(answers: &[Answer], since: Instant, old: &str, new: &str) -> Switch {
     let after: Vec<&Answer> = answers.iter().filter(|a| a.start >= since).collect();
     let at = |i: Instant| i.saturating_duration_since(since).as_secs_f64();
-    let first = after.iter().position(|a| a.is(new));
-    let ok = |a: &Answer| a.is(old) || a.is(new);
-    let mut gap = Some(0.0_f64);
-    let mut last_ok: Option<Instant> = None;
-    let mut failing = false;
-    for a in &after {
-        if ok(a) {
-            if failing && let Some(end) = last_ok {
-                let g = a.start.saturating_duration_since(end).as_secs_f64();
-                gap = gap.map(|m| m.max(g));
-            }
-            failing = false;
-            last_ok = Some(a.end);
-        } else {
-            failing = true;
-        }
-    }
-    if failing {
-        gap = None;
-    }
+    // By arrival: a request stuck for a second (a SYN retransmitted) that the new version
+    // finally answers must not stand for the moment it began to answer.
+    let first = after.iter().filter(|a| a.is(new)).map(|a| a.end).min();
+    // Any answer of the old version, also one of a request begun before `since`.
+    let last_old_before = first.and_then(|f| answers.iter().filter(|a| a.is(old) && a.end <= f).map(|a| a.end).max());
+    let gap = match (first, last_old_before) {
+        (Some(f), Some(o)) => Some(f.saturating_duration_since(o).as_secs_f64()),
+        _ => None,
+    };
+    let bad = |a: &&&Answer| !a.is(old) && !a.is(new);
     Switch {
-        first_new: first.map(|k| at(after[k].end)),
-        last_old: after.iter().rev().find(|a| a.is(old)).map(|a| at(a.end)),
+        first_new: first.map(at),
+        last_old: after.iter().filter(|a| a.is(old)).map(|a| a.end).max().map(at),
         gap,
-        failed: after.iter().filter(|a| !a.is(old) && !a.is(new)).count(),
+        failed: after.iter().filter(bad).count(),
         failures: after
             .iter()
-            .filter(|a| !a.is(old) && !a.is(new))
+            .filter(bad)
+            .map(|a| (at(a.start), a.end.duration_since(a.start).as_secs_f64(), a.status))
+            .collect(),
+        slow: after
+            .iter()
+            .filter(|a| a.end.duration_since(a.start) > SLOW)
             .map(|a| (at(a.start), a.end.duration_since(a.start).as_secs_f64(), a.status))
             .collect(),
         slowest: after.iter().map(|a| a.end.duration_since(a.start).as_secs_f64()).fold(0.0, f64::max),
         requests: after.len(),
     }
 }
+
+/// A request slower than this is listed (issue 8: no request slowed past 250 ms).
+pub const SLOW: Duration = Duration::from_millis(250);
 
 #[cfg(test)]
 mod tests {
@@ -189,7 +189,7 @@ mod tests {
         let s = switch(&answers, t + Duration::from_millis(5), "v1", "v2");
         assert_eq!(s.requests, 5);
         assert_eq!(s.failed, 2);
-        assert!((s.gap.unwrap() - 0.029).abs() < 1e-6, "{s:?}");
+        assert!((s.gap.unwrap() - 0.030).abs() < 1e-6, "{s:?}");
         assert!((s.first_new.unwrap() - 0.036).abs() < 1e-6, "{s:?}");
         assert!((s.last_old.unwrap() - 0.006).abs() < 1e-6, "{s:?}");
     }
@@ -200,11 +200,18 @@ mod tests {
         let answers = vec![answer(t, 0, 200, "v1"), answer(t, 10, 200, "v2"), answer(t, 20, 200, "v1")];
         let s = switch(&answers, t, "v1", "v2");
         assert_eq!(s.failed, 0);
-        assert_eq!(s.gap, Some(0.0));
+        assert!((s.gap.unwrap() - 0.010).abs() < 1e-6, "{s:?}");
         assert!((s.last_old.unwrap() - 0.021).abs() < 1e-6);
         let none = switch(&answers, t, "v1", "v3");
         assert_eq!(none.first_new, None);
         let down = switch(&[answer(t, 0, 200, "v1"), answer(t, 10, 0, "")], t, "v1", "v2");
         assert_eq!((down.gap, down.failed), (None, 1));
+        // A request stuck for a second and answered by the new version does not count as its
+        // first answer when a later one arrived before it.
+        let mut stuck = answer(t, 20, 200, "v2");
+        stuck.end = t + Duration::from_millis(1020);
+        let s = switch(&[answer(t, 0, 200, "v1"), stuck, answer(t, 40, 200, "v2")], t, "v1", "v2");
+        assert!((s.first_new.unwrap() - 0.041).abs() < 1e-6, "{s:?}");
+        assert_eq!(s.slow.len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! `recreate`: the gap of a `Recreate` service publishing a host port (as Caddy does on 80/443):
 //! its image changes v1<->v2 in a git commit while a client asks `GET /version` on the host port
-//! about every 2 ms (4 loops side by side), each on a new connection. The gap is the longest time no container answered
+//! about every 2 ms (4 loops side by side), each on a new connection, abandoned after 250 ms
+//! (a client retrying). The gap is the longest time no container answered
 //! (from the end of the last answer before the failures to the start of the first after them).
 //! The controller creates the new container before it retires the old one, so only stop,
 //! remove and start fall inside the gap (issue 8, item 4).

@@ -2,17 +2,20 @@
 //! service alias**, as users see it: a real Caddy on the stack network (`reverse_proxy web:8080`,
 //! a new upstream connection per request, so each request looks the alias up in Docker's DNS)
 //! published on a loopback port, asked `GET /version` about every 2 ms (4 loops side by side,
-//! so one request stuck does not blind the client), each on a new connection. The clock
+//! so one request stuck does not blind the client), each on a new connection, each abandoned
+//! (and counted failed) after 250 ms. The clock
 //! stops at the first answer of the new version. Since traffic follows readiness, that is after
 //! the controller has seen the new container ready and admitted it (disconnect + connect with
 //! the alias); the engine's events split the time into commit -> create, create -> start,
 //! start -> app answering (the bench probes the container directly), -> admission begins, the
 //! admission move, and -> first answer through Caddy.
 //!
-//! Baseline, same run, same Caddy setup on a network of its own: `docker run -d` of the new
-//! version with the alias beside the old container (what a script does), until Caddy returns
-//! the new version. Goal (issue 8): controller <= baseline + 100 ms. Requests that failed during
-//! each switch are counted for both (the baseline's new container is in DNS before it listens).
+//! Baseline, same run: `docker run -d` of the new version (with the alias, beside the old
+//! container, on a network of its own) until it answers /health on its address, the bench
+//! probing every 10 ms: "raw `docker run` + ready". Goal (issue 8): controller <= baseline +
+//! 100 ms. The same Caddy setup in front of the baseline also gives the time until the new
+//! version answers through the alias there, and the requests that failed or stalled (its new
+//! container is in DNS before it listens): printed for reference, not the goal's figure.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,8 +37,12 @@ const MARGIN_S: f64 = 0.100;
 pub const PROBE_LOOPS: u32 = 4;
 /// ... each pausing this long between requests: a request every 2 ms or so in all.
 pub const PROBE_EVERY: Duration = Duration::from_millis(8);
-/// One request's bound: long enough to show how long a stuck one stays stuck.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// One request's bound, issue 8's slowest acceptable request: a request stuck longer (a SYN
+/// sent to an address that is off its network during a move is retransmitted only after 1 s;
+/// measured: with a 2 s bound, all 4 loops stuck at once for 1.0-2.0 s at every eviction, blind
+/// to the new version meanwhile) is abandoned and counted as failed, and its loop asks again,
+/// as a client that retries would.
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
 /// How often the bench looks at the engine and probes the new container directly.
 const LOOK: Duration = Duration::from_millis(10);
 
@@ -320,6 +327,7 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
             opt_ms(s.create),
             opt_ms(diff(s.start, s.create)),
             opt_ms(diff(s.app, s.start)),
+            opt_ms(s.app),
             opt_ms(first(s)),
             opt_ms(s.switch.as_ref().map(|w| w.slowest)),
             failed(s),
@@ -332,30 +340,35 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
         med(baseline, |s| s.create),
         med(baseline, |s| diff(s.start, s.create)),
         med(baseline, |s| diff(s.app, s.start)),
+        med(baseline, |s| s.app),
         med(baseline, first),
         String::new(),
         String::new(),
     ]);
     base.print(
         "serve, baseline (ms from just before `docker run -d` of the new version with the alias, beside the old one; \
-         ->1st answer through Caddy, as above)",
+         = ready: /health answers on its address, the goal's baseline; ->1st answer through Caddy, as above, for \
+         reference)",
     );
 
     print_failures("controller", results);
     print_failures("baseline", baseline);
     let c: Vec<f64> = results.iter().filter_map(first).collect();
-    let b: Vec<f64> = baseline.iter().filter_map(first).collect();
-    if c.len() != results.len() || b.len() != baseline.len() {
-        bail!("a sample has no answer of the new version through Caddy");
+    let b: Vec<f64> = baseline.iter().filter_map(|s| s.app).collect();
+    let bc: Vec<f64> = baseline.iter().filter_map(first).collect();
+    if c.len() != results.len() || b.len() != baseline.len() || bc.len() != baseline.len() {
+        bail!("a sample has no answer of the new version (through Caddy, or the baseline's /health)");
     }
     let (mc, mb) = (median(&c), median(&b));
     let fails = |v: &[Sample]| v.iter().filter_map(|s| s.switch.as_ref()).map(|w| w.failed).sum::<usize>();
     println!(
-        "serve: controller - baseline = {} (median {} vs {}); failed requests during the switches: controller {}, \
-         baseline {}\n",
+        "serve: controller (commit -> first answer through the alias) - baseline (`docker run -d` -> /health answers on \
+         the container's address) = {} (medians {} vs {}); the baseline's new version through Caddy: median {} (its \
+         container is in DNS before it listens); failed requests during the switches: controller {}, baseline {}\n",
         ms_f(mc - mb),
         ms_f(mc),
         ms_f(mb),
+        ms_f(median(&bc)),
         fails(results),
         fails(baseline)
     );
@@ -367,15 +380,10 @@ fn report(results: &[Sample], baseline: &[Sample], warnings: usize, errors: usiz
     )])
 }
 
-/// Each failed request: when it started, how long it took, what came back.
+/// Each failed and each slow request: when it started, how long it took, what came back.
 fn print_failures(name: &str, samples: &[Sample]) {
-    for (i, s) in samples.iter().enumerate() {
-        let Some(w) = &s.switch else { continue };
-        if w.failures.is_empty() {
-            continue;
-        }
-        let list: Vec<String> = w
-            .failures
+    let list = |v: &[(f64, f64, u16)]| {
+        let mut l: Vec<String> = v
             .iter()
             .take(6)
             .map(|(at, took, status)| {
@@ -383,9 +391,21 @@ fn print_failures(name: &str, samples: &[Sample]) {
                 format!("at {:.0} ms, {:.0} ms, {what}", at * 1000.0, took * 1000.0)
             })
             .collect();
-        let more = if w.failures.len() > 6 { format!(" (+{} more)", w.failures.len() - 6) } else { String::new() };
-        println!("serve, {name} #{}: failed: {}{more}", i + 1, list.join("; "));
+        if v.len() > 6 {
+            l.push(format!("+{} more", v.len() - 6));
+        }
+        l.join("; ")
+    };
+    for (i, s) in samples.iter().enumerate() {
+        let Some(w) = &s.switch else { continue };
+        if !w.failures.is_empty() {
+            println!("serve, {name} #{}: failed: {}", i + 1, list(&w.failures));
+        }
+        if !w.slow.is_empty() {
+            println!("serve, {name} #{}: slower than {} ms: {}", i + 1, crate::probe::SLOW.as_millis(), list(&w.slow));
+        }
     }
+    println!();
 }
 
 fn failed(s: &Sample) -> String {
