@@ -25,6 +25,8 @@ pub struct Event {
     /// The container's id (the actor of a container event, the `container` attribute of a
     /// network event).
     pub container: String,
+    /// The container's name (container events; empty for network events).
+    pub name: String,
     /// The engine's time of it.
     pub time: SystemTime,
 }
@@ -97,6 +99,26 @@ impl Feed {
     }
 }
 
+impl Feed {
+    /// The first container whose name starts with `prefix` created at or after `since`, as
+    /// far as the events seen so far tell (no waiting).
+    #[must_use]
+    pub fn created(&self, prefix: &str, since: SystemTime) -> Option<String> {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        events
+            .iter()
+            .find(|e| e.kind == "container" && e.action == "create" && e.time >= since && e.name.starts_with(prefix))
+            .map(|e| e.container.clone())
+    }
+
+    /// Whether `container` had an `action` at or after `since`, so far (no waiting).
+    #[must_use]
+    pub fn seen(&self, container: &str, action: &str, since: SystemTime) -> bool {
+        let events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
+        events.iter().any(|e| e.container == container && e.action == action && e.time >= since)
+    }
+}
+
 impl Drop for Feed {
     fn drop(&mut self) {
         let _ = self.stream.shutdown(Shutdown::Both);
@@ -123,10 +145,12 @@ fn parse(line: &str) -> Option<Event> {
     }
     .to_owned();
     let nanos = v["timeNano"].as_u64()?;
+    let name = if kind == "container" { v["Actor"]["Attributes"]["name"].as_str().unwrap_or_default() } else { "" };
     Some(Event {
         kind,
         action: v["Action"].as_str()?.to_owned(),
         container,
+        name: name.to_owned(),
         time: UNIX_EPOCH + Duration::from_nanos(nanos),
     })
 }
@@ -138,11 +162,12 @@ mod tests {
     #[test]
     fn events_should_name_their_container() {
         let c = parse(
-            r#"{"status":"start","id":"abc","Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{}},"time":1,"timeNano":1500000000}"#,
+            r#"{"status":"start","id":"abc","Type":"container","Action":"start","Actor":{"ID":"abc","Attributes":{"name":"s-web-1"}},"time":1,"timeNano":1500000000}"#,
         )
         .unwrap();
         assert_eq!((c.kind.as_str(), c.action.as_str(), c.container.as_str()), ("container", "start", "abc"));
         assert_eq!(c.time, UNIX_EPOCH + Duration::from_millis(1500));
+        assert_eq!(c.name, "s-web-1");
         let n = parse(
             r#"{"Type":"network","Action":"connect","Actor":{"ID":"net1","Attributes":{"container":"abc","name":"s_net","type":"bridge"}},"timeNano":2}"#,
         )

@@ -120,25 +120,33 @@ fn roll(
     let (t0, wall0) = (Instant::now(), SystemTime::now());
     stack.commit(&format!("web: {target}"))?;
     let commit = t0.elapsed().as_secs_f64();
-    let (mut new_id, mut app) = (None::<String>, None);
+    // The engine is read the way the baseline reads it (the event stream, then an inspect of
+    // the new container every 10 ms until it has an address): a list call every 10 ms slowed
+    // the engine's start of a container by ~50 ms here (median of 6, 274 -> 330 ms).
+    let prefix = format!("{}-web-", stack.name);
+    let (mut new_id, mut ip, mut app) = (None::<String>, None::<String>, None);
     wait(
         &format!("web's new version {version} answering through Caddy and the old container gone"),
         Duration::from_secs(60),
         LOOK,
         Some(stack.controller()),
         || {
-            let list = stack.containers(Some("web"))?;
-            if let Some(c) = list.iter().find(|c| !before.contains(&c.id)) {
-                new_id.get_or_insert_with(|| c.id.clone());
-                if app.is_none()
-                    && c.running()
-                    && let Some(ip) = &c.ip
+            if new_id.is_none() {
+                new_id = feed.created(&prefix, wall0);
+            }
+            if let Some(id) = &new_id
+                && app.is_none()
+            {
+                if ip.is_none() {
+                    ip = engine::inspect_ip(id)?;
+                }
+                if let Some(ip) = &ip
                     && engine::http_get(ip, PORT, "/health", PROBE_TIMEOUT).is_some_and(|(s, _)| s == 200)
                 {
                     app = Some(t0.elapsed().as_secs_f64());
                 }
             }
-            let gone = list.iter().all(|c| !before.contains(&c.id));
+            let gone = before.iter().all(|id| feed.seen(id, "destroy", wall0));
             Ok((gone && prober.seen(version, t0)).then_some(()))
         },
     )?;
