@@ -275,13 +275,20 @@ fn finish(ctx: &Context, queue: &mut WorkQueue, backoffs: &mut Backoffs, task: &
 }
 
 /// Queues the services waiting for `service` to become ready.
+///
+/// Runs after every Synced reconcile, readiness probes included (every service every
+/// `healthCheck.interval`): only the services that depend on it are looked up in the status.
+/// Looking every service up made it O(N²): 4 % of the controller's CPU at 100 services probed
+/// every second (perf, `meme-bench idle --services 100`), all of it in string comparisons.
 fn wake_dependents(ctx: &Context, queue: &mut WorkQueue, service: &str) {
     let Some(state) = ctx.desired() else { return };
     for (name, s) in &state.services {
-        let waiting = s.deployment.spec.depends_on.iter().any(|d| d == service);
+        if !s.deployment.spec.depends_on.iter().any(|d| d == service) {
+            continue;
+        }
         let not_ready =
             ctx.with_status(|st| st.services.iter().find(|x| &x.name == name).is_none_or(|x| x.phase != Phase::Synced));
-        if waiting && not_ready {
+        if not_ready {
             queue.add(name, Trigger::Dependency);
         }
     }
