@@ -10,12 +10,12 @@
 //! the network and connect it again with the new aliases, asking for the address it had. The
 //! candidates, measured on this engine (Docker 20.10.24):
 //! - **disconnect + connect, same address** (chosen): `meme-bench admit` (20 moves through the
-//!   API on a network made as ours are) measured p50 247 ms per network, max 639 ms, on a 2-core
-//!   host at load average 9, where a plain connect of a fresh container took p50 183 ms (1.35x);
-//!   the disconnect is the larger half (p50 152 ms: the engine deletes the veth pair, and `ip
-//!   link del` of a veth alone took 19-61 ms there). Not the ~100 ms once read off the CLI on an
-//!   idle host: the admission is most of what a rollout adds to `docker run` + ready (`meme-bench
-//!   serve`). TCP connections the container holds, in both directions,
+//!   API on a network made as ours are) measured p50 157 ms per network, max 344 ms, on a 2-core
+//!   host at load average 5.5, where a plain connect of a fresh container took p50 85 ms (run
+//!   `59adc836`; p50 247 ms at load 8.9); the disconnect is the larger half (p50 98 ms: the
+//!   engine deletes the veth pair, and `ip link del` of a veth alone took 19-61 ms there). Not
+//!   the ~100 ms once read off the CLI on an idle host: the admission is most of what a rollout
+//!   adds to `docker run` + ready (`meme-bench serve`). TCP connections the container holds, in both directions,
 //!   survive because its address and MAC (derived from the address) come back: a client
 //!   connection opened before the move kept exchanging messages with no loss, and a server taken
 //!   out of the alias kept serving its open connection while new lookups stopped finding it.
@@ -25,7 +25,7 @@
 //!   measured .4 -> .2 after another container had left. So the controller creates its networks
 //!   with the subnet Docker itself picks, written down ([`crate::docker::bollard`]), and
 //!   serializes moves with container creation on a network (creation allocates addresses), so
-//!   nothing takes the address in the time it is free (the disconnect, p50 152 ms above).
+//!   nothing takes the address in the time it is free (the disconnect, p50 98 ms above).
 //! - **a companion network carrying only the aliases**: admission is a plain connect, but every
 //!   client must also be on the companion network to resolve the alias, and a container starting
 //!   up resolves its own dependencies through it too: admitting that container (it needs the
