@@ -335,3 +335,29 @@ async fn issue_11_a_container_left_off_one_of_its_networks_should_be_reconnected
     assert_eq!(networks.len(), 2, "{networks:?}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn issue_8_recreate_should_keep_only_stop_and_start_in_the_gap() {
+    let h = Harness::start();
+    h.apply(&TestStack::new().with_service(TestService::new("web").recreate())).await;
+    h.wait_synced("web").await;
+    let old = h.running("web");
+    h.fake.clear_calls();
+
+    h.apply(&TestStack::new().with_service(TestService::new("web").image("app:2").recreate())).await;
+    h.wait_until("web runs app:2", |h| h.running("web").iter().all(|c| c.image == "app:2")).await;
+    h.wait_synced("web").await;
+    // The new container is made before the old one stops, and the old one is removed only once
+    // the new one was started: only stop + start fall in the gap.
+    let calls: Vec<Call> = h
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c.call, Call::Create | Call::Stop | Call::Start | Call::Remove))
+        .map(|c| c.call)
+        .collect();
+    assert_eq!(calls, [Call::Create, Call::Stop, Call::Start, Call::Remove], "{calls:?}");
+    assert!(h.fake.container(&old[0].id).is_none(), "the old container is gone");
+    assert_eq!(h.events("Replaced").len(), 1, "{:?}", h.events("Replaced"));
+    h.stop().await;
+}
