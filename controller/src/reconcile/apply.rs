@@ -10,7 +10,7 @@ use futures_util::future::try_join_all;
 use meme_api::v1alpha1::ImagePullPolicy;
 
 use crate::context::Context;
-use crate::docker::{EngineError, ObservedContainer, auth, labels};
+use crate::docker::{EngineError, EngineResult, ObservedContainer, auth, labels};
 use crate::events::EventType;
 use crate::reconcile::desired::{DesiredState, ResolvedService};
 use crate::reconcile::plan::{Action, CreateCause, Rotation, Step, StepEvent};
@@ -112,8 +112,9 @@ pub async fn apply(
                 applied.pulled += ensure_image(ctx, service, step).await?;
                 ensure_objects(ctx, state, service, step).await?;
                 let ids = try_join_all(batch.iter().map(|s| create(ctx, state, service, s))).await?;
+                let networks = service.networks();
                 for (id, s) in ids.iter().zip(&batch) {
-                    ctx.engine.start_container(id).await.map_err(|e| engine(s, e))?;
+                    start_on(ctx, &networks, id).await.map_err(|e| engine(s, e))?;
                     ctx.events.record(
                         EventType::Normal,
                         s.event.as_str(),
@@ -125,7 +126,8 @@ pub async fn apply(
                 continue;
             }
             (Action::Start { id }, _) => {
-                ctx.engine.start_container(id).await.map_err(|e| engine(step, e))?;
+                let networks = containers.get(id.as_str()).map(|c| c.networks.clone()).unwrap_or_default();
+                start_on(ctx, &networks, id).await.map_err(|e| engine(step, e))?;
                 ctx.events.record(EventType::Normal, step.event.as_str(), Some(name), step.reason.clone());
                 applied.started += 1;
             }
@@ -217,8 +219,9 @@ pub async fn apply(
                 // them as containers of an old spec.
                 let gap = std::time::Instant::now();
                 let stopped = stop_retiring(ctx, target, &retiring, &containers).await?;
+                let networks = service.networks();
                 for id in &new {
-                    ctx.engine.start_container(id).await.map_err(|e| engine(step, e))?;
+                    start_on(ctx, &networks, id).await.map_err(|e| engine(step, e))?;
                 }
                 tracing::debug!(service = name, gap_ms = gap.elapsed().as_millis(), "recreated");
                 // One event for the whole step (below), not one per container removed.
@@ -453,7 +456,7 @@ async fn create(
     let created = {
         // Creating takes addresses on the networks: never while a container is being moved
         // there (it would take the address that container is about to ask back).
-        let _networks = ctx.rotations.creating(&spec.networks).await;
+        let _networks = ctx.rotations.allocating(&spec.networks).await;
         ctx.engine.create_container(&spec).await
     };
     match created {
@@ -466,6 +469,14 @@ async fn create(
             Err(engine(step, e))
         }
     }
+}
+
+/// Starts a container on `networks`: never while a container is being moved there, since the
+/// start is where the engine hands out the new container's address (it would take the address
+/// the moving one is about to ask back).
+async fn start_on(ctx: &Context, networks: &[String], id: &str) -> EngineResult<()> {
+    let _networks = ctx.rotations.allocating(networks).await;
+    ctx.engine.start_container(id).await
 }
 
 /// The first 12 characters of a revision or id.

@@ -314,11 +314,17 @@ impl ResolvedService {
     #[must_use]
     pub fn networks_for(&self, container: &ObservedContainer) -> Vec<String> {
         if container.label(labels::SPEC_HASH) == Some(self.spec_hash.as_str()) {
-            let t = &self.service.template;
-            t.networks.iter().map(|n| labels::object_name(&t.stack, n)).collect()
+            self.networks()
         } else {
             container.networks.clone()
         }
+    }
+
+    /// The networks a container of the desired spec is on (Docker names).
+    #[must_use]
+    pub fn networks(&self) -> Vec<String> {
+        let t = &self.service.template;
+        t.networks.iter().map(|n| labels::object_name(&t.stack, n)).collect()
     }
 
     /// What identifies a container of this spec and these files: the spec hash alone without

@@ -24,8 +24,9 @@
 //!   without pinning the address does not come back: IPAM hands out the lowest free address,
 //!   measured .4 -> .2 after another container had left. So the controller creates its networks
 //!   with the subnet Docker itself picks, written down ([`crate::docker::bollard`]), and
-//!   serializes moves with container creation on a network (creation allocates addresses), so
-//!   nothing takes the address in the time it is free (the disconnect, p50 98 ms above).
+//!   serializes moves with container creates and starts on a network (the start is where
+//!   Docker 20.10 allocates a container's address), so nothing takes the address in the time
+//!   it is free (the disconnect, p50 98 ms above).
 //! - **a companion network carrying only the aliases**: admission is a plain connect, but every
 //!   client must also be on the companion network to resolve the alias, and a container starting
 //!   up resolves its own dependencies through it too: admitting that container (it needs the
@@ -94,9 +95,11 @@ impl Rotations {
         Ok(rotation)
     }
 
-    /// Holds off moves on `networks` while a container is created on them (creation takes
-    /// addresses). Creations share the lock with each other.
-    pub async fn creating(&self, networks: &[String]) -> Vec<OwnedRwLockReadGuard<()>> {
+    /// Holds off moves on `networks` while a container is created or started on them: the
+    /// engine hands out its addresses then (Docker 20.10 at the start: a created container
+    /// inspects with no address, started it has one). These calls share the lock with each
+    /// other.
+    pub async fn allocating(&self, networks: &[String]) -> Vec<OwnedRwLockReadGuard<()>> {
         let mut guards = Vec::with_capacity(networks.len());
         for network in networks {
             guards.push(self.network_lock(network).read_owned().await);
