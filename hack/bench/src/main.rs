@@ -144,6 +144,10 @@ enum Command {
         /// Caddy opens a new upstream connection per request (`keepalive off`) on both sides.
         #[arg(long)]
         no_upstream_keepalive: bool,
+        /// Caddy retries a request whose upstream dial failed (`dial_timeout 300ms`,
+        /// `lb_try_duration 5s`, `lb_try_interval 50ms`) on both sides.
+        #[arg(long)]
+        upstream_retries: bool,
     },
     /// Caddyfile changes under 50 requests/s: failed requests with `reload` vs without (Recreate).
     Reload {
@@ -383,7 +387,7 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             let (n, s) = (services.unwrap_or(plan.api_services), seconds.unwrap_or(plan.api_seconds));
             benches.push(("api", GOAL_API, Box::new(move || api::run(ctx, n, s, dump.as_deref()))));
         }
-        Command::Traffic { swaps, start_delay, dump, no_upstream_keepalive } => {
+        Command::Traffic { swaps, start_delay, dump, no_upstream_keepalive, upstream_retries } => {
             let swaps = swaps.unwrap_or(plan.traffic_swaps);
             let mut delays = vec![Duration::ZERO];
             if !start_delay.is_zero() {
@@ -392,7 +396,9 @@ fn execute(ctx: &Ctx, cli: Cli) -> ExitCode {
             benches.push((
                 "traffic",
                 GOAL_TRAFFIC,
-                Box::new(move || traffic::run(ctx, swaps, &delays, !no_upstream_keepalive, dump.as_deref())),
+                Box::new(move || {
+                    traffic::run(ctx, swaps, &delays, !no_upstream_keepalive, upstream_retries, dump.as_deref())
+                }),
             ));
         }
         Command::Reload { changes } => {

@@ -83,15 +83,27 @@ fn target(i: usize) -> &'static str {
 ///
 /// # Errors
 /// A stack did not come up, a swap did not finish in time, or the engine failed.
-pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], keepalive: bool, dump: Option<&Path>) -> Result<Vec<Goal>> {
+pub fn run(
+    ctx: &Ctx,
+    swaps: usize,
+    delays: &[Duration],
+    keepalive: bool,
+    retries: bool,
+    dump: Option<&Path>,
+) -> Result<Vec<Goal>> {
     let compose = crate::edge::compose_version().unwrap_or_else(|| "?".to_owned());
     println!(
         "== traffic: Caddy on a loopback host port, backend of {REPLICAS} replicas, {RATE} requests/s (GET /, a new \
-         connection each){}; {swaps} image swaps v1<->v2 by git commit (controller) vs editing the image + \
+         connection each){}{}; {swaps} image swaps v1<->v2 by git commit (controller) vs editing the image + \
          `docker-compose up -d` (docker-compose {compose})\n",
-        if keepalive { "" } else { ", Caddy's upstream keep-alive off" }
+        if keepalive { "" } else { ", Caddy's upstream keep-alive off" },
+        if retries {
+            ", Caddy retries failed dials (dial_timeout 300ms, lb_try_duration 5s, lb_try_interval 50ms)"
+        } else {
+            ""
+        }
     );
-    let caddyfile = proxy_caddyfile(keepalive);
+    let caddyfile = proxy_caddyfile(keepalive, retries);
     let mut out = match dump {
         Some(path) => {
             let mut file = std::fs::File::create(path)?;
@@ -132,6 +144,9 @@ pub fn run(ctx: &Ctx, swaps: usize, delays: &[Duration], keepalive: bool, dump: 
         let mut found = report(&tag, delay, &controller, &compose, problems);
         if !keepalive {
             found.iter_mut().for_each(|g| g.bench.push_str(", no keep-alive"));
+        }
+        if retries {
+            found.iter_mut().for_each(|g| g.bench.push_str(", dial retries"));
         }
         goals.extend(found);
     }
