@@ -13,9 +13,10 @@
 //!   API on a network made as ours are) measured p50 157 ms per network, max 344 ms, on a 2-core
 //!   host at load average 5.5, where a plain connect of a fresh container took p50 85 ms (run
 //!   `59adc836`; p50 247 ms at load 8.9); the disconnect is the larger half (p50 98 ms: the
-//!   engine deletes the veth pair, and `ip link del` of a veth alone took 19-61 ms there). Not
-//!   the ~100 ms once read off the CLI on an idle host: the admission is most of what a rollout
-//!   adds to `docker run` + ready (`meme-bench serve`). TCP connections the container holds, in both directions,
+//!   engine deletes the veth pair, and `ip link del` of a veth alone took 19-61 ms there). On
+//!   the same host idle (load 0.3, run `bb59b883`): p50 96 ms, max 119 ms, plain connect 45 ms;
+//!   138 ms with the engine busy elsewhere. The admission is most of what a rollout adds to
+//!   `docker run` + ready (`meme-bench serve`). TCP connections the container holds, in both directions,
 //!   survive because its address and MAC (derived from the address) come back: a client
 //!   connection opened before the move kept exchanging messages with no loss, and a server taken
 //!   out of the alias kept serving its open connection while new lookups stopped finding it.
